@@ -1,0 +1,3 @@
+"""Covernet: an open platform for selling and servicing insurance online."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""The FastAPI application: routers, error handlers, pages, static files."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from covernet import __version__
+from covernet.catalog import api as catalog_api
+from covernet.core.config import get_settings
+from covernet.core.db import get_engine
+from covernet.core.errors import CovernetError
+from covernet.identity import api as identity_api
+from covernet.identity.access import open_route
+from covernet.policies import api as policies_api
+from covernet.web import pages
+from covernet.web.render import STATIC, render_error, wants_html
+
+log = logging.getLogger("covernet")
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _respond(request: Request, error: CovernetError) -> Response:
+    if wants_html(request):
+        return render_error(request, error)
+    headers = {}
+    if error.status == 429 and isinstance(error.detail, dict):
+        headers["Retry-After"] = str(error.detail.get("retry_after_seconds", 60))
+    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(
+        title="Covernet",
+        version=__version__,
+        description="Selling and servicing insurance online, compliant by construction.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+
+    @app.exception_handler(CovernetError)
+    async def covernet_error(request: Request, exc: CovernetError) -> Response:
+        return _respond(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            {"field": _field_path(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
+        error = CovernetError(
+            f"the request is malformed: {summary}", code="malformed_request", status=422,
+            detail=problems,
+        )
+        return _respond(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        message = str(exc.detail) if exc.detail else code.replace("_", " ")
+        return _respond(request, CovernetError(message, code=code, status=exc.status_code))
+
+    app.include_router(identity_api.router)
+    app.include_router(catalog_api.router)
+    app.include_router(policies_api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", tags=["ops"])
+    @open_route
+    def healthz() -> dict[str, Any]:
+        """Answers 200 when the app and its database are up, 503 otherwise."""
+        try:
+            with get_engine().connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any database failure means "down"
+            log.warning("health check: database unreachable: %s", type(exc).__name__)
+            return JSONResponse(  # type: ignore[return-value]
+                {"status": "down", "database": "unreachable"}, status_code=503
+            )
+        return {"status": "ok", "version": __version__, "env": settings.env.value}
+
+    @app.get("/api/v1/ping", tags=["ops"])
+    @open_route
+    async def ping() -> dict[str, str]:
+        """A bare endpoint: no database, no caller; the baseline for benchmarks."""
+        return {"pong": "ok"}
+
+    return app

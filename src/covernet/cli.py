@@ -1,0 +1,277 @@
+"""The ``covernet`` command: migrate, load the catalog, create accounts, serve."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from covernet.core.config import get_settings
+from covernet.core.db import unit_of_work
+from covernet.core.errors import CovernetError
+
+app = typer.Typer(help="Covernet: sell and service insurance online.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The product catalog.", no_args_is_help=True)
+user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+key_app = typer.Typer(help="Machine API keys and encryption keys.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(user_app, name="user")
+app.add_typer(key_app, name="key")
+
+console = Console()
+err = Console(stderr=True)
+
+DEMO_STAFF = (
+    ("advisor", "advisor", "王顾问"),
+    ("claims", "claims", "李理赔"),
+    ("compliance", "compliance", "赵合规"),
+    ("ops", "ops", "钱运营"),
+    ("admin", "admin", "孙管理"),
+)
+DEMO_CUSTOMER = ("13800138000", "张小满")
+
+
+def _fail(error: CovernetError) -> None:
+    err.print(f"[bold red]error[/] ({error.code}): {error.message}")
+    detail = error.detail
+    if isinstance(detail, dict) and isinstance(detail.get("errors"), list):
+        for item in detail["errors"]:
+            err.print(f"  • {item}")
+    raise typer.Exit(2)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), console=console)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from covernet.core.migrate import upgrade
+
+    with console.status("migrating the database…"):
+        upgrade()
+    console.print(f"[green]database is up to date[/] ({_safe_url()})")
+
+
+def _safe_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+def _load_catalog(directory: Path) -> None:
+    from covernet.catalog.loader import load_catalog
+    from covernet.catalog.service import load_into_db
+
+    with _progress() as progress:
+        task = progress.add_task("reading the catalog", total=2)
+        catalog = load_catalog(directory)
+        progress.update(task, advance=1, description=f"storing {len(catalog.products)} products")
+        with unit_of_work() as db:
+            report = load_into_db(db, catalog)
+        progress.update(task, advance=1, description="catalog stored")
+    table = Table(title=f"catalog revision {report.revision}")
+    table.add_column("change")
+    table.add_column("products")
+    for label, codes in (("new", report.created), ("new version", report.updated),
+                         ("unchanged", report.unchanged), ("unlisted", report.unlisted)):
+        table.add_row(label, ", ".join(codes) or "—")
+    console.print(table)
+
+
+@catalog_app.command("load")
+def catalog_load(
+    directory: Annotated[Path | None, typer.Argument(help="catalog folder")] = None,
+) -> None:
+    """Validate the YAML catalog and store changed products as new versions."""
+    try:
+        _load_catalog(directory or get_settings().catalog_dir)
+    except CovernetError as exc:
+        _fail(exc)
+
+
+@catalog_app.command("check")
+def catalog_check(
+    directory: Annotated[Path | None, typer.Argument(help="catalog folder")] = None,
+) -> None:
+    """Validate the YAML catalog without touching the database."""
+    from covernet.catalog.loader import load_catalog
+
+    try:
+        catalog = load_catalog(directory or get_settings().catalog_dir)
+    except CovernetError as exc:
+        _fail(exc)
+    console.print(f"[green]valid[/]: {len(catalog.insurers)} insurers, "
+                  f"{len(catalog.products)} products")
+
+
+def _read_password(prompt: str) -> str:
+    if sys.stdin.isatty():
+        return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\n")
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="login name (staff)")],
+    role: Annotated[str, typer.Option(help="advisor, claims, compliance, ops or admin")],
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+) -> None:
+    """Create a staff account; the password is read from standard input.
+
+    Prints the TOTP enrolment URI to scan into an authenticator app.
+    """
+    from covernet.identity import service
+    from covernet.identity.models import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        err.print(f"[red]error[/] (invalid_role): unknown role '{role}'")
+        raise typer.Exit(2) from None
+    password = _read_password("password")
+    try:
+        with unit_of_work() as db:
+            enrolment = service.add_staff(db, username=username, role=role_value,
+                                          password=password, name=name or username)
+    except CovernetError as exc:
+        _fail(exc)
+    console.print(f"[green]created[/] {enrolment.user.username} ({role_value.value})")
+    console.print("TOTP enrolment URI (scan it into an authenticator app):")
+    console.print(enrolment.totp_uri, soft_wrap=True)
+
+
+@key_app.command("create")
+def key_create(
+    name: Annotated[str, typer.Argument(help="who the key is for")],
+    role: Annotated[str, typer.Option(help="insurer or partner")],
+    insurer: Annotated[str | None, typer.Option(help="insurer code (insurer keys)")] = None,
+) -> None:
+    """Create a machine API key; it is shown once."""
+    from covernet.identity import service
+    from covernet.identity.models import Role
+
+    try:
+        with unit_of_work() as db:
+            issued = service.create_api_key(db, name=name, role=Role(role), insurer_code=insurer)
+    except (CovernetError, ValueError) as exc:
+        if isinstance(exc, CovernetError):
+            _fail(exc)
+        err.print(f"[red]error[/] (invalid_role): unknown role '{role}'")
+        raise typer.Exit(2) from None
+    console.print(f"[green]API key for {name}[/] (shown once): {issued.key}")
+
+
+@key_app.command("new-field-key")
+def key_new_field(key_id: Annotated[str, typer.Argument(help="an id for the new key")]) -> None:
+    """Print a new field-encryption key entry to put first in COVERNET_FIELD_KEYS."""
+    from covernet.core.crypto import new_key_entry
+
+    console.print(new_key_entry(key_id))
+
+
+def create_demo_accounts(db: Session) -> list[tuple[str, str, str, str]]:
+    """Demo staff and customer; existing ones are left as they are. Returns table rows."""
+    from covernet.identity import service
+    from covernet.identity.models import Role, User
+
+    password = get_settings().demo_password
+    rows = []
+    for username, role, name in DEMO_STAFF:
+        user = db.scalar(select(User).where(User.username == username))
+        if user is None:
+            user = service.add_staff(db, username=username, role=Role(role), password=password,
+                                     name=name).user
+        secret = service.staff_totp_secret(user) or ""
+        rows.append((username, role, password, secret))
+    mobile, name = DEMO_CUSTOMER
+    if db.scalar(select(User.id).where(User.mobile_index == service.mobile_index(mobile))) is None:
+        service.register_customer(db, mobile=mobile, password=password, name=name)
+    rows.append((mobile, "customer", password, ""))
+    return rows
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="then serve")] = False,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Migrate, load the demo catalog, create demo accounts (safe to run twice)."""
+    from covernet.core.migrate import upgrade
+
+    try:
+        with console.status("migrating the database…"):
+            upgrade()
+        _load_catalog(get_settings().catalog_dir)
+        with unit_of_work() as db:
+            rows = create_demo_accounts(db)
+    except CovernetError as exc:
+        _fail(exc)
+    _print_logins(rows, host, port)
+    if serve_after:
+        serve(host=host, port=port, workers=1)
+
+
+def _print_logins(rows: list[tuple[str, str, str, str]], host: str, port: int) -> None:
+    settings = get_settings()
+    table = Table(title="demo logins")
+    table.add_column("login (username / mobile)")
+    table.add_column("role")
+    table.add_column("password")
+    table.add_column("TOTP secret (staff)")
+    for login, role, password, secret in rows:
+        table.add_row(login, role, password, secret or "—")
+    console.print(table)
+    mfa = settings.staff_mfa.value
+    console.print(f"staff sign-in code: {mfa} (COVERNET_STAFF_MFA); add the TOTP secret to any "
+                  "authenticator app, or run `covernet user totp USERNAME` for the current code")
+    console.print(f"\n[bold green]Covernet is at http://{host}:{port}[/]  "
+                  f"(API docs: http://{host}:{port}/docs)\n")
+
+
+@user_app.command("totp")
+def user_totp(username: Annotated[str, typer.Argument(help="staff username")]) -> None:
+    """Print a staff member's current 6-digit code (for demos and support)."""
+    from covernet.identity import service
+    from covernet.identity.models import User
+
+    with unit_of_work() as db:
+        user = db.scalar(select(User).where(User.username == username.strip().lower()))
+        secret = service.staff_totp_secret(user) if user else None
+    if not secret:
+        err.print(f"[red]error[/] (not_found): no staff account '{username}' with TOTP")
+        raise typer.Exit(2)
+    console.print(service.current_totp(secret))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Serve the web app and API with uvicorn."""
+    import uvicorn
+
+    console.print(f"serving on http://{host}:{port} with {workers} worker(s)")
+    uvicorn.run("covernet.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=os.environ.get("COVERNET_LOG_LEVEL", "info"), access_log=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""All settings in one place (environment prefix ``COVERNET_``).
+
+Defaults run the demo on SQLite under ``./var/``.  Outside development and test the
+app refuses to start with the default (public) secrets.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Public development secrets: fine on a laptop, refused in production.
+DEV_SECRET_KEY = "dev-only-secret-key-change-me-0000000000000000"
+# base64 of 32 bytes; "dev1" is the key id.
+DEV_FIELD_KEYS = "dev1:ZGV2LW9ubHktZmllbGQta2V5LTAwMDAwMDAwMDAwMDA="
+DEV_BLIND_INDEX_KEY = "dev-only-blind-index-key-0000000000000000"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class MfaMode(StrEnum):
+    required = "required"
+    optional = "optional"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COVERNET_", extra="ignore")
+
+    env: Environment = Environment.development
+    database_url: str = "sqlite:///./var/covernet.db"
+    database_echo: bool = False
+    database_pool_size: int = 10
+
+    secret_key: str = DEV_SECRET_KEY
+    # Comma-separated ``keyid:base64key`` pairs; the first is used to encrypt, all decrypt.
+    field_keys: str = DEV_FIELD_KEYS
+    blind_index_key: str = DEV_BLIND_INDEX_KEY
+
+    staff_mfa: MfaMode = MfaMode.required
+    cookie_secure: bool = True
+    session_hours: int = Field(default=12, ge=1)
+    api_token_hours: int = Field(default=24, ge=1)
+
+    # Login throttling: failures per identifier / per client address in a window.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=30, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+
+    catalog_dir: Path = Path("catalog")
+    catalog_cache_seconds: float = Field(default=2.0, ge=0)
+    quote_valid_minutes: int = Field(default=30, ge=1)
+
+    # Argon2 cost; the test environment lowers it (see identity.passwords).
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=8)
+
+    demo_password: str = "covernet-demo"
+    service_phone: str = "400-000-0000"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env is Environment.production:
+            bad = [
+                name
+                for name, value, default in (
+                    ("COVERNET_SECRET_KEY", self.secret_key, DEV_SECRET_KEY),
+                    ("COVERNET_FIELD_KEYS", self.field_keys, DEV_FIELD_KEYS),
+                    ("COVERNET_BLIND_INDEX_KEY", self.blind_index_key, DEV_BLIND_INDEX_KEY),
+                )
+                if value == default
+            ]
+            if bad:
+                raise ValueError(
+                    "refusing to run in production with the public development secrets: "
+                    + ", ".join(bad)
+                )
+            if self.staff_mfa is not MfaMode.required:
+                raise ValueError("COVERNET_STAFF_MFA must be 'required' in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (after the environment changed)."""
+    get_settings.cache_clear()

@@ -1,0 +1,166 @@
+"""Who is calling, and who may call what.
+
+Every route declares its audience with one of the dependencies here (``Public``,
+``Customer``, ``Staff``, ``allow(...)``); a test walks the app and fails for a route
+that declares none.  Callers are found, in order, by an ``X-API-Key`` header
+(machines), an ``Authorization: Bearer`` token (API clients) or the session cookie
+(pages).  Cookie-authenticated writes need the CSRF token (``X-CSRF-Token`` header or
+``csrf_token`` form field).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from covernet.core.db import session_factory
+from covernet.core.errors import Forbidden, Unauthenticated
+from covernet.identity import service
+from covernet.identity.models import MACHINE_ROLES, STAFF_ROLES, Role
+
+SESSION_COOKIE = "covernet_session"
+CSRF_COOKIE = "covernet_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_db() -> Iterator[Session]:
+    """One unit of work per request: commit after the handler, roll back if it raised."""
+    db = session_factory()()
+    try:
+        yield db
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    finally:
+        db.close()
+
+
+Db = Annotated[Session, Depends(get_db, scope="function")]
+
+
+@dataclass
+class Principal:
+    role: Role | None = None
+    user_id: str | None = None
+    name: str | None = None
+    session_id: str | None = None
+    method: str = "anonymous"  # anonymous | cookie | bearer | api_key
+    csrf_token: str | None = None
+    api_key_id: str | None = None
+    insurer_code: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.role is not None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    @property
+    def is_customer(self) -> bool:
+        return self.role is Role.customer
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _principal(request: Request, db: Session) -> Principal:
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    principal = _identify(request, db)
+    request.state.principal = principal
+    return principal
+
+
+def _identify(request: Request, db: Session) -> Principal:
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        row = service.resolve_api_key(db, api_key)
+        if row is None:
+            raise Unauthenticated("the API key is not valid", code="invalid_api_key")
+        return Principal(
+            role=Role(row.role), name=row.name, method="api_key", api_key_id=row.id,
+            insurer_code=row.insurer_code,
+        )
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("use 'Authorization: Bearer <access_token>'",
+                                  code="invalid_token")
+        found = service.resolve_session(db, token.strip(), kind="bearer")
+        if found is None:
+            raise Unauthenticated("the access token is not valid or has expired",
+                                  code="invalid_token")
+        sess, user = found
+        return Principal(role=Role(user.role), user_id=user.id, name=user.name,
+                         session_id=sess.id, method="bearer")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        found = service.resolve_session(db, cookie, kind="cookie")
+        if found is not None:
+            sess, user = found
+            principal = Principal(role=Role(user.role), user_id=user.id, name=user.name,
+                                  session_id=sess.id, method="cookie",
+                                  csrf_token=sess.csrf_token)
+            _check_csrf(request, principal)
+            return principal
+    return Principal()
+
+
+def _check_csrf(request: Request, principal: Principal) -> None:
+    if request.method in SAFE_METHODS:
+        return
+    sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "form_csrf", None)
+    expected = principal.csrf_token or ""
+    if not sent or not hmac.compare_digest(sent, expected):
+        raise Forbidden("the CSRF token is missing or wrong; reload the page",
+                        code="csrf_failed")
+
+
+AccessCheck = Callable[[Request, Session], Principal]
+
+
+def allow(*roles: Role, anonymous: bool = False) -> Any:
+    """A dependency that admits the given roles (and anyone, with ``anonymous``)."""
+    allowed = frozenset(roles)
+
+    def check(request: Request, db: Db) -> Principal:
+        principal = _principal(request, db)
+        if anonymous:
+            return principal
+        if not principal.is_authenticated:
+            raise Unauthenticated("sign in first", code="unauthenticated")
+        if principal.role not in allowed:
+            raise Forbidden("your account may not do this", code="forbidden")
+        return principal
+
+    check.access_roles = allowed  # type: ignore[attr-defined]
+    check.access_anonymous = anonymous  # type: ignore[attr-defined]
+    return Depends(check)
+
+
+def open_route(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a route that needs no caller at all (health checks, static assets)."""
+    endpoint.access_anonymous = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+Public = Annotated[Principal, allow(anonymous=True)]
+Customer = Annotated[Principal, allow(Role.customer)]
+AnyUser = Annotated[Principal, allow(*Role)]
+Staff = Annotated[Principal, allow(*STAFF_ROLES)]
+Admin = Annotated[Principal, allow(Role.admin)]
+Machine = Annotated[Principal, allow(*MACHINE_ROLES)]
+Insurer = Annotated[Principal, allow(Role.insurer)]

@@ -1,0 +1,88 @@
+"""JSON routes for registration, signing in and machine keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from covernet.core.errors import NotFound
+from covernet.identity import service
+from covernet.identity.access import Admin, AnyUser, Db, Public, client_ip
+from covernet.identity.models import ApiKey, User
+from covernet.identity.schemas import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyOut,
+    LoginIn,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["identity"])
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(id=user.id, role=user.role, name=user.name, username=user.username,
+                   mobile=service.masked_mobile(user))
+
+
+def key_out(row: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(row, from_attributes=True)
+
+
+@router.post("/auth/register", status_code=201, response_model=UserOut)
+def register(body: RegisterIn, db: Db, _: Public) -> UserOut:
+    user = service.register_customer(db, mobile=body.mobile, password=body.password,
+                                     name=body.name)
+    return user_out(user)
+
+
+@router.post("/auth/login", response_model=TokenOut)
+def login(body: LoginIn, request: Request, db: Db, _: Public) -> TokenOut:
+    ip = client_ip(request)
+    if body.mobile is not None:
+        user = service.authenticate_customer(db, mobile=body.mobile, password=body.password,
+                                             ip=ip)
+    else:
+        assert body.username is not None
+        user = service.authenticate_staff(db, username=body.username, password=body.password,
+                                          totp=body.totp, ip=ip)
+    issued = service.open_session(db, user, kind="bearer",
+                                  user_agent=request.headers.get("user-agent"))
+    return TokenOut(access_token=issued.token, expires_at=issued.session.expires_at,
+                    user=user_out(user))
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(db: Db, who: AnyUser) -> None:
+    if who.session_id:
+        service.revoke_session(db, who.session_id)
+
+
+@router.get("/auth/me", response_model=UserOut | ApiKeyOut)
+def me(db: Db, who: AnyUser) -> UserOut | ApiKeyOut:
+    if who.api_key_id:
+        row = db.get(ApiKey, who.api_key_id)
+        assert row is not None
+        return key_out(row)
+    user = db.get(User, who.user_id)
+    if user is None:
+        raise NotFound("no such account")
+    return user_out(user)
+
+
+@router.post("/admin/api-keys", status_code=201, response_model=ApiKeyCreated)
+def create_key(body: ApiKeyIn, db: Db, _: Admin) -> ApiKeyCreated:
+    issued = service.create_api_key(db, name=body.name, role=body.role,
+                                    insurer_code=body.insurer_code)
+    return ApiKeyCreated(**key_out(issued.row).model_dump(), key=issued.key)
+
+
+@router.get("/admin/api-keys", response_model=list[ApiKeyOut])
+def list_keys(db: Db, _: Admin) -> list[ApiKeyOut]:
+    return [key_out(row) for row in service.list_api_keys(db)]
+
+
+@router.delete("/admin/api-keys/{key_id}", response_model=ApiKeyOut)
+def revoke_key(key_id: str, db: Db, _: Admin) -> ApiKeyOut:
+    return key_out(service.revoke_api_key(db, key_id))

@@ -1,0 +1,416 @@
+"""Accounts and signing in: customers, staff with TOTP, sessions, API keys, throttling."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import argon2.profiles
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from covernet.core import clock
+from covernet.core.cn_identity import normalize_mobile
+from covernet.core.config import Environment, MfaMode, get_settings
+from covernet.core.crypto import get_blind_index, get_cipher
+from covernet.core.db import unit_of_work
+from covernet.core.errors import Conflict, NotFound, TooManyRequests, Unauthenticated, ValidationFailed
+from covernet.core.ids import new_token
+from covernet.core.masking import mask_mobile
+from covernet.identity.models import (
+    MACHINE_ROLES,
+    STAFF_ROLES,
+    ApiKey,
+    AuthSession,
+    LoginAttempt,
+    Role,
+    User,
+)
+
+MOBILE_CONTEXT = "user.mobile"
+TOTP_CONTEXT = "user.totp"
+TOTP_ISSUER = "Covernet"
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
+API_KEY_PREFIX = "cnk"
+
+
+# Passwords ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _hasher(time_cost: int, memory_kib: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+
+
+@lru_cache(maxsize=1)
+def _cheap_hasher() -> PasswordHasher:
+    return PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+
+
+def _password_hasher() -> PasswordHasher:
+    s = get_settings()
+    if s.env is Environment.test:
+        return _cheap_hasher()  # tests only: hashes stay valid argon2id, just cheap
+    return _hasher(s.password_time_cost, s.password_memory_kib)
+
+
+def check_password_policy(password: str) -> None:
+    if len(password) < 8:
+        raise ValidationFailed(
+            "the password needs at least 8 characters", code="weak_password",
+            detail={"field": "password"},
+        )
+    if len(password) > 128:
+        raise ValidationFailed(
+            "the password may have at most 128 characters", code="weak_password",
+            detail={"field": "password"},
+        )
+    if password.isdigit() or password.isalpha():
+        raise ValidationFailed(
+            "the password needs both letters and digits or symbols", code="weak_password",
+            detail={"field": "password"},
+        )
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher().hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _password_hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def mobile_index(mobile: str) -> str:
+    return get_blind_index().digest(mobile, context=MOBILE_CONTEXT)
+
+
+# Accounts ----------------------------------------------------------------------------
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= 50:
+        raise ValidationFailed(
+            "the name must have 1 to 50 characters", code="invalid_name", detail={"field": "name"}
+        )
+    return name
+
+
+def register_customer(db: Session, *, mobile: str, password: str, name: str) -> User:
+    number = normalize_mobile(mobile)
+    name = _clean_name(name)
+    check_password_policy(password)
+    index = mobile_index(number)
+    if db.scalar(select(User.id).where(User.mobile_index == index)) is not None:
+        raise Conflict(
+            "this mobile number is already registered; log in instead",
+            code="mobile_taken", detail={"field": "mobile"},
+        )
+    user = User(
+        role=Role.customer.value,
+        name=name,
+        mobile_enc=get_cipher().encrypt(number, context=MOBILE_CONTEXT),
+        mobile_index=index,
+        password_hash=hash_password(password),
+    )
+    db.add(user)
+    db.flush()
+    return user
+
+
+@dataclass(frozen=True)
+class StaffEnrolment:
+    user: User
+    totp_secret: str
+    totp_uri: str
+
+
+def add_staff(db: Session, *, username: str, role: Role, password: str, name: str) -> StaffEnrolment:
+    if role not in STAFF_ROLES:
+        raise ValidationFailed(
+            f"'{role.value}' is not a staff role; use one of "
+            + ", ".join(sorted(r.value for r in STAFF_ROLES)),
+            code="invalid_role", detail={"field": "role"},
+        )
+    username = username.strip().lower()
+    if not USERNAME_RE.match(username):
+        raise ValidationFailed(
+            "a username has 3 to 32 characters: lower-case letters, digits, _ . - "
+            "and starts with a letter",
+            code="invalid_username", detail={"field": "username"},
+        )
+    check_password_policy(password)
+    if db.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"username '{username}' is taken", code="username_taken",
+                       detail={"field": "username"})
+    secret = pyotp.random_base32()
+    user = User(
+        role=role.value,
+        name=_clean_name(name),
+        username=username,
+        password_hash=hash_password(password),
+        totp_secret_enc=get_cipher().encrypt(secret, context=TOTP_CONTEXT),
+    )
+    db.add(user)
+    db.flush()
+    return StaffEnrolment(user, secret, totp_uri(username, secret))
+
+
+def totp_uri(username: str, secret: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+
+
+def staff_totp_secret(user: User) -> str | None:
+    if user.totp_secret_enc is None:
+        return None
+    return get_cipher().decrypt(user.totp_secret_enc, context=TOTP_CONTEXT)
+
+
+def user_mobile(user: User) -> str | None:
+    if user.mobile_enc is None:
+        return None
+    return get_cipher().decrypt(user.mobile_enc, context=MOBILE_CONTEXT)
+
+
+def masked_mobile(user: User) -> str | None:
+    mobile = user_mobile(user)
+    return mask_mobile(mobile) if mobile else None
+
+
+# Signing in --------------------------------------------------------------------------
+
+BAD_CREDENTIALS = "the account or password is wrong"
+
+
+def _throttle(db: Session, identifier_hash: str, ip: str) -> None:
+    s = get_settings()
+    since = clock.now() - timedelta(seconds=s.login_window_seconds)
+    failures = db.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(
+            LoginAttempt.identifier_hash == identifier_hash,
+            LoginAttempt.at >= since,
+            LoginAttempt.success.is_(False),
+        )
+    ) or 0
+    by_ip = db.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.ip == ip, LoginAttempt.at >= since, LoginAttempt.success.is_(False))
+    ) or 0
+    if failures >= s.login_max_failures or by_ip >= s.login_max_failures_per_ip:
+        raise TooManyRequests(
+            "too many failed logins; try again later",
+            detail={"retry_after_seconds": s.login_window_seconds},
+        )
+
+
+def _record_attempt(db: Session, identifier_hash: str, ip: str, *, success: bool) -> None:
+    """Failures are written in their own transaction: the request itself rolls back."""
+    attempt = LoginAttempt(identifier_hash=identifier_hash, ip=ip, success=success, at=clock.now())
+    if success:
+        db.add(attempt)
+        return
+    url = db.get_bind().engine.url.render_as_string(hide_password=False)
+    with unit_of_work(url) as own:
+        own.add(attempt)
+
+
+def _identifier_hash(kind: str, value: str) -> str:
+    return get_blind_index().digest(f"{kind}:{value}", context="login")
+
+
+def authenticate_customer(db: Session, *, mobile: str, password: str, ip: str) -> User:
+    try:
+        number = normalize_mobile(mobile)
+    except ValidationFailed:
+        number = mobile.strip()
+    ident = _identifier_hash("mobile", number)
+    _throttle(db, ident, ip)
+    user = db.scalar(select(User).where(User.mobile_index == mobile_index(number)))
+    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+        _record_attempt(db, ident, ip, success=False)
+        raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
+    _record_attempt(db, ident, ip, success=True)
+    user.last_login_at = clock.now()
+    return user
+
+
+def authenticate_staff(
+    db: Session, *, username: str, password: str, totp: str | None, ip: str
+) -> User:
+    username = username.strip().lower()
+    ident = _identifier_hash("staff", username)
+    _throttle(db, ident, ip)
+    user = db.scalar(select(User).where(User.username == username))
+    if (
+        user is None
+        or not user.is_active
+        or user.role not in STAFF_ROLES
+        or not verify_password(user.password_hash, password)
+    ):
+        _record_attempt(db, ident, ip, success=False)
+        raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
+    mfa_required = get_settings().staff_mfa is MfaMode.required
+    if mfa_required or totp:
+        if not totp:
+            # The password was right; say what is missing without counting a failure.
+            raise Unauthenticated(
+                "staff sign-in needs the 6-digit code from the authenticator app",
+                code="totp_required", detail={"field": "totp"},
+            )
+        if not _verify_totp(user, totp):
+            _record_attempt(db, ident, ip, success=False)
+            raise Unauthenticated(
+                "the authenticator code is wrong or was already used",
+                code="invalid_totp", detail={"field": "totp"},
+            )
+    _record_attempt(db, ident, ip, success=True)
+    user.last_login_at = clock.now()
+    return user
+
+
+def _verify_totp(user: User, code: str) -> bool:
+    secret = staff_totp_secret(user)
+    if secret is None or not re.fullmatch(r"\d{6}", code.strip()):
+        return False
+    totp = pyotp.TOTP(secret)
+    now = clock.now()
+    step_now = int(now.timestamp()) // totp.interval
+    for step in (step_now - 1, step_now, step_now + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code.strip()):
+            if user.totp_last_step is not None and step <= user.totp_last_step:
+                return False  # replayed
+            user.totp_last_step = step
+            return True
+    return False
+
+
+def current_totp(secret: str, at: datetime | None = None) -> str:
+    """The code an authenticator shows now (demo print-outs and tests)."""
+    return pyotp.TOTP(secret).at(at or clock.now())
+
+
+# Sessions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    token: str
+    session: AuthSession
+
+
+def open_session(db: Session, user: User, *, kind: str, user_agent: str | None) -> IssuedSession:
+    s = get_settings()
+    hours = s.session_hours if kind == "cookie" else s.api_token_hours
+    token = new_token()
+    row = AuthSession(
+        token_hash=_token_hash(token),
+        user_id=user.id,
+        kind=kind,
+        csrf_token=new_token(24) if kind == "cookie" else None,
+        expires_at=clock.now() + timedelta(hours=hours),
+        user_agent=(user_agent or "")[:255] or None,
+    )
+    db.add(row)
+    db.flush()
+    return IssuedSession(token, row)
+
+
+def resolve_session(db: Session, token: str, *, kind: str) -> tuple[AuthSession, User] | None:
+    row = db.scalar(select(AuthSession).where(AuthSession.token_hash == _token_hash(token)))
+    if row is None or row.kind != kind or row.revoked_at is not None:
+        return None
+    if row.expires_at <= clock.now():
+        return None
+    user = db.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    return row, user
+
+
+def revoke_session(db: Session, session_id: str) -> None:
+    db.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+
+
+# API keys ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str
+    row: ApiKey
+
+
+def create_api_key(
+    db: Session, *, name: str, role: Role, insurer_code: str | None = None
+) -> IssuedKey:
+    if role not in MACHINE_ROLES:
+        raise ValidationFailed(
+            "API keys are for machine clients: role insurer or partner",
+            code="invalid_role", detail={"field": "role"},
+        )
+    if role is Role.insurer and not insurer_code:
+        raise ValidationFailed(
+            "an insurer key names its insurer", code="insurer_required",
+            detail={"field": "insurer_code"},
+        )
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise ValidationFailed("the key needs a name of 1 to 100 characters",
+                               code="invalid_name", detail={"field": "name"})
+    prefix = new_token(6)[:8].replace("-", "a").replace("_", "b")
+    secret = new_token(32)
+    key = f"{API_KEY_PREFIX}_{prefix}_{secret}"
+    row = ApiKey(
+        prefix=prefix, key_hash=_token_hash(key), name=name, role=role.value,
+        insurer_code=insurer_code,
+    )
+    db.add(row)
+    db.flush()
+    return IssuedKey(key, row)
+
+
+def resolve_api_key(db: Session, key: str) -> ApiKey | None:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        return None
+    row = db.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.key_hash, _token_hash(key)):
+        return None
+    row.last_used_at = clock.now()
+    return row
+
+
+def revoke_api_key(db: Session, key_id: str) -> ApiKey:
+    row = db.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound("no such API key", detail={"field": "key_id"})
+    if row.revoked_at is None:
+        row.revoked_at = clock.now()
+    return row
+
+
+def list_api_keys(db: Session) -> list[ApiKey]:
+    return list(db.scalars(select(ApiKey).order_by(ApiKey.created_at.desc())))

@@ -1,0 +1,8 @@
+"""Import every domain's tables so metadata (and Alembic) sees the whole schema."""
+
+from covernet.catalog import models as catalog_models
+from covernet.core.db import Base
+from covernet.identity import models as identity_models
+from covernet.policies import models as policies_models
+
+__all__ = ["Base", "catalog_models", "identity_models", "policies_models"]

@@ -1,0 +1,79 @@
+"""JSON routes for quotes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from covernet.identity.access import Db, Public
+from covernet.policies.quotes import QuoteIn, QuoteResult, create_quote, get_quote
+
+router = APIRouter(prefix="/api/v1", tags=["quotes"])
+
+
+class DisclosureOut(BaseModel):
+    code: str
+    text: dict[str, str | None]
+    emphasis: bool
+    rule: str
+
+
+class QuoteOut(BaseModel):
+    quote_id: str
+    product_code: str
+    product_version: int
+    plan_code: str
+    term: str
+    payment: str
+    frequency: str
+    premium_fen: int
+    sum_insured_fen: int
+    currency: str
+    insured: dict[str, Any]
+    effective_date: date
+    end_date: date | None
+    valid_until: datetime
+    disclosures: list[DisclosureOut]
+
+
+def quote_out(result: QuoteResult) -> QuoteOut:
+    q = result.quote
+    return QuoteOut(
+        quote_id=q.id,
+        product_code=q.product_code,
+        product_version=result.version,
+        plan_code=q.plan_code,
+        term=q.term_code,
+        payment=q.payment_code,
+        frequency=q.frequency,
+        premium_fen=q.premium_fen,
+        sum_insured_fen=q.sum_insured_fen,
+        currency=q.currency,
+        insured={
+            "age": q.insured_age,
+            "gender": q.insured_gender,
+            "region": q.region,
+            "occupation_class": q.occupation_class,
+            "id_number": result.id_number_masked,
+        },
+        effective_date=q.effective_date,
+        end_date=q.end_date,
+        valid_until=q.valid_until,
+        disclosures=[
+            DisclosureOut(code=d.code, text=d.text.model_dump(), emphasis=d.emphasis, rule=d.rule)
+            for d in result.disclosures
+        ],
+    )
+
+
+@router.post("/quotes", status_code=201, response_model=QuoteOut)
+def post_quote(body: QuoteIn, db: Db, who: Public) -> QuoteOut:
+    return quote_out(create_quote(db, body, who))
+
+
+@router.get("/quotes/{quote_id}", response_model=QuoteOut)
+def read_quote(quote_id: str, db: Db, who: Public) -> QuoteOut:
+    return quote_out(get_quote(db, quote_id, who))

@@ -1,0 +1,153 @@
+"""Quotes: price a plan for an insured, keep the offer for a short while."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
+
+from covernet.catalog import service as catalog
+from covernet.catalog.disclosures import Disclosure, disclosures_for
+from covernet.catalog.pricing import Insured, price
+from covernet.catalog.spec import Gender, Product
+from covernet.core import clock
+from covernet.core.cn_identity import parse_id_number
+from covernet.core.config import get_settings
+from covernet.core.crypto import get_blind_index, get_cipher
+from covernet.core.errors import NotFound, ValidationFailed
+from covernet.core.masking import mask_id_number
+from covernet.identity.access import Principal
+from covernet.policies.models import Quote
+
+ID_CONTEXT = "quote.insured_id"
+ID_INDEX_CONTEXT = "person.id_number"
+
+
+class InsuredIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id_number: str | None = Field(default=None, description="居民身份证号; gives birth date and sex")
+    birth_date: date | None = None
+    gender: Literal["M", "F"] | None = None
+    region: str = Field(description="province code (GB/T 2260), e.g. 310000 for Shanghai")
+    occupation_class: int = Field(default=1, ge=1, le=6)
+
+
+class QuoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_code: str = Field(min_length=1, max_length=64)
+    plan_code: str = Field(min_length=1, max_length=64)
+    insured: InsuredIn
+    term: str | None = Field(default=None, max_length=64)
+    payment: str | None = Field(default=None, max_length=64)
+    order_amount_fen: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_insured(cls, data: object) -> object:
+        """Accept the insured's fields at the top level too."""
+        if isinstance(data, dict) and "insured" not in data:
+            keys = set(InsuredIn.model_fields)
+            insured = {k: data[k] for k in keys if k in data}
+            if insured:
+                rest = {k: v for k, v in data.items() if k not in keys}
+                return {**rest, "insured": insured}
+        return data
+
+
+@dataclass(frozen=True)
+class QuoteResult:
+    quote: Quote
+    product: Product
+    version: int
+    disclosures: list[Disclosure]
+    id_number_masked: str | None
+
+
+def _insured_facts(data: InsuredIn) -> tuple[Insured, str | None]:
+    birth, gender = data.birth_date, Gender(data.gender) if data.gender else None
+    id_number = None
+    if data.id_number:
+        info = parse_id_number(data.id_number, field="insured.id_number")
+        id_number = info.number
+        derived = Gender(info.sex)
+        if (birth and birth != info.birth_date) or (gender and gender != derived):
+            raise ValidationFailed(
+                "the birth date or gender given does not match the ID number",
+                code="id_number_mismatch", detail={"field": "insured.id_number"},
+            )
+        birth, gender = info.birth_date, derived
+    region = data.region.strip()
+    return Insured(birth, gender, region, data.occupation_class), id_number
+
+
+def create_quote(db: Session, data: QuoteIn, principal: Principal) -> QuoteResult:
+    listed = catalog.snapshot(db).get(data.product_code)
+    insured, id_number = _insured_facts(data.insured)
+    priced = price(
+        listed.product,
+        plan_code=data.plan_code,
+        insured=insured,
+        quote_date=clock.today(),
+        term_code=data.term,
+        payment_code=data.payment,
+        order_amount_fen=data.order_amount_fen,
+    )
+    now = clock.now()
+    quote = Quote(
+        product_code=priced.product_code,
+        product_version_id=listed.version_id,
+        plan_code=priced.plan_code,
+        term_code=priced.term_code,
+        payment_code=priced.payment_code,
+        frequency=priced.frequency.value,
+        premium_fen=priced.premium_fen,
+        sum_insured_fen=priced.sum_insured_fen,
+        order_amount_fen=data.order_amount_fen,
+        insured_birth_date=insured.birth_date,
+        insured_gender=insured.gender.value if insured.gender else None,
+        insured_age=priced.age,
+        insured_id_enc=get_cipher().encrypt(id_number, context=ID_CONTEXT) if id_number else None,
+        insured_id_index=(
+            get_blind_index().digest(id_number, context=ID_INDEX_CONTEXT) if id_number else None
+        ),
+        region=insured.region,
+        occupation_class=insured.occupation_class,
+        effective_date=priced.effective_date,
+        end_date=priced.end_date,
+        customer_id=principal.user_id if principal.is_customer else None,
+        created_at=now,
+        valid_until=now + timedelta(minutes=get_settings().quote_valid_minutes),
+    )
+    db.add(quote)
+    db.flush()
+    return QuoteResult(
+        quote, listed.product, listed.version,
+        disclosures_for(listed.product, listed.insurer),
+        mask_id_number(id_number) if id_number else None,
+    )
+
+
+def get_quote(db: Session, quote_id: str, principal: Principal) -> QuoteResult:
+    """A quote made while signed in belongs to that customer: others get 404."""
+    quote = db.get(Quote, quote_id)
+    if quote is None or (
+        quote.customer_id is not None
+        and quote.customer_id != principal.user_id
+        and not principal.is_staff
+    ):
+        raise NotFound("no such quote", detail={"field": "quote_id"})
+    product, version = catalog.product_at_version(db, quote.product_version_id)
+    insurer = catalog.snapshot(db).insurers[product.insurer]
+    id_number = (
+        get_cipher().decrypt(quote.insured_id_enc, context=ID_CONTEXT)
+        if quote.insured_id_enc else None
+    )
+    return QuoteResult(
+        quote, product, version, disclosures_for(product, insurer),
+        mask_id_number(id_number) if id_number else None,
+    )
