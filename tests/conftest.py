@@ -230,16 +230,33 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "COVERNET_CATALOG_CACHE_SECONDS": "2",
     }
     setup = subprocess.run(
-        [sys.executable, "-m", "covernet.cli", "demo"], env=env, capture_output=True,
-        text=True, timeout=120, check=False,
+        [sys.executable, "-m", "covernet.cli", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert setup.returncode == 0, setup.stdout + setup.stderr
     port = _free_port()
     log = (workdir / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "covernet.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "covernet.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

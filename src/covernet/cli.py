@@ -49,8 +49,13 @@ def _fail(error: CovernetError) -> None:
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    TextColumn("{task.completed}/{task.total}"), console=console)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=console,
+    )
 
 
 @app.command()
@@ -83,8 +88,12 @@ def _load_catalog(directory: Path) -> None:
     table = Table(title=f"catalog revision {report.revision}")
     table.add_column("change")
     table.add_column("products")
-    for label, codes in (("new", report.created), ("new version", report.updated),
-                         ("unchanged", report.unchanged), ("unlisted", report.unlisted)):
+    for label, codes in (
+        ("new", report.created),
+        ("new version", report.updated),
+        ("unchanged", report.unchanged),
+        ("unlisted", report.unlisted),
+    ):
         table.add_row(label, ", ".join(codes) or "—")
     console.print(table)
 
@@ -111,13 +120,14 @@ def catalog_check(
         catalog = load_catalog(directory or get_settings().catalog_dir)
     except CovernetError as exc:
         _fail(exc)
-    console.print(f"[green]valid[/]: {len(catalog.insurers)} insurers, "
-                  f"{len(catalog.products)} products")
+    console.print(
+        f"[green]valid[/]: {len(catalog.insurers)} insurers, {len(catalog.products)} products"
+    )
 
 
 def _read_password(prompt: str) -> str:
     if sys.stdin.isatty():
-        return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+        return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
     return sys.stdin.readline().rstrip("\n")
 
 
@@ -142,8 +152,9 @@ def user_add(
     password = _read_password("password")
     try:
         with unit_of_work() as db:
-            enrolment = service.add_staff(db, username=username, role=role_value,
-                                          password=password, name=name or username)
+            enrolment = service.add_staff(
+                db, username=username, role=role_value, password=password, name=name or username
+            )
     except CovernetError as exc:
         _fail(exc)
     console.print(f"[green]created[/] {enrolment.user.username} ({role_value.value})")
@@ -190,8 +201,9 @@ def create_demo_accounts(db: Session) -> list[tuple[str, str, str, str]]:
     for username, role, name in DEMO_STAFF:
         user = db.scalar(select(User).where(User.username == username))
         if user is None:
-            user = service.add_staff(db, username=username, role=Role(role), password=password,
-                                     name=name).user
+            user = service.add_staff(
+                db, username=username, role=Role(role), password=password, name=name
+            ).user
         secret = service.staff_totp_secret(user) or ""
         rows.append((username, role, password, secret))
     mobile, name = DEMO_CUSTOMER
@@ -234,10 +246,14 @@ def _print_logins(rows: list[tuple[str, str, str, str]], host: str, port: int) -
         table.add_row(login, role, password, secret or "—")
     console.print(table)
     mfa = settings.staff_mfa.value
-    console.print(f"staff sign-in code: {mfa} (COVERNET_STAFF_MFA); add the TOTP secret to any "
-                  "authenticator app, or run `covernet user totp USERNAME` for the current code")
-    console.print(f"\n[bold green]Covernet is at http://{host}:{port}[/]  "
-                  f"(API docs: http://{host}:{port}/docs)\n")
+    console.print(
+        f"staff sign-in code: {mfa} (COVERNET_STAFF_MFA); add the TOTP secret to any "
+        "authenticator app, or run `covernet user totp USERNAME` for the current code"
+    )
+    console.print(
+        f"\n[bold green]Covernet is at http://{host}:{port}[/]  "
+        f"(API docs: http://{host}:{port}/docs)\n"
+    )
 
 
 @user_app.command("totp")
@@ -265,8 +281,15 @@ def serve(
     import uvicorn
 
     console.print(f"serving on http://{host}:{port} with {workers} worker(s)")
-    uvicorn.run("covernet.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=os.environ.get("COVERNET_LOG_LEVEL", "info"), access_log=False)
+    uvicorn.run(
+        "covernet.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=os.environ.get("COVERNET_LOG_LEVEL", "info"),
+        access_log=False,
+    )
 
 
 def main() -> None:

@@ -18,8 +18,10 @@ from tests.conftest import bearer
 
 
 def test_register_then_login_and_read_me(client: Any) -> None:
-    created = client.post("/api/v1/auth/register",
-                          json={"mobile": "+86 139-0000-1111", "password": "abc12345", "name": "李四"})
+    created = client.post(
+        "/api/v1/auth/register",
+        json={"mobile": "+86 139-0000-1111", "password": "abc12345", "name": "李四"},
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["mobile"] == "139****1111" and body["role"] == "customer"
@@ -30,8 +32,10 @@ def test_register_then_login_and_read_me(client: Any) -> None:
 
 
 def test_mobile_is_stored_encrypted_with_a_blind_index(client: Any, db_url: str) -> None:
-    client.post("/api/v1/auth/register",
-                json={"mobile": "13900002222", "password": "abc12345", "name": "王五"})
+    client.post(
+        "/api/v1/auth/register",
+        json={"mobile": "13900002222", "password": "abc12345", "name": "王五"},
+    )
     with unit_of_work(db_url) as db:
         user = db.scalars(select(User)).one()
         assert user.mobile_enc and "13900002222" not in user.mobile_enc
@@ -70,11 +74,13 @@ def test_duplicate_mobile_is_refused_and_nothing_is_written(client: Any, db_url:
 
 def test_wrong_password_then_throttle(client: Any, customer: dict[str, str]) -> None:
     for _ in range(5):
-        bad = client.post("/api/v1/auth/login",
-                          json={"mobile": customer["mobile"], "password": "wrong-pass1"})
+        bad = client.post(
+            "/api/v1/auth/login", json={"mobile": customer["mobile"], "password": "wrong-pass1"}
+        )
         assert bad.status_code == 401 and bad.json()["error"] == "invalid_credentials"
-    locked = client.post("/api/v1/auth/login",
-                         json={"mobile": customer["mobile"], "password": customer["password"]})
+    locked = client.post(
+        "/api/v1/auth/login", json={"mobile": customer["mobile"], "password": customer["password"]}
+    )
     assert locked.status_code == 429 and locked.json()["error"] == "rate_limited"
     assert int(locked.headers["retry-after"]) > 0
     # The window passes: the right password works again.
@@ -83,8 +89,9 @@ def test_wrong_password_then_throttle(client: Any, customer: dict[str, str]) -> 
 
 
 def test_unknown_account_answers_like_a_wrong_password(client: Any) -> None:
-    response = client.post("/api/v1/auth/login",
-                           json={"mobile": "13700000000", "password": "abc12345"})
+    response = client.post(
+        "/api/v1/auth/login", json={"mobile": "13700000000", "password": "abc12345"}
+    )
     assert response.status_code == 401 and response.json()["error"] == "invalid_credentials"
 
 
@@ -108,8 +115,9 @@ def test_anonymous_and_malformed_credentials(client: Any) -> None:
 
 def _staff(db_url: str, username: str = "carol", role: Role = Role.admin) -> str:
     with unit_of_work(db_url) as db:
-        return service.add_staff(db, username=username, role=role, password="staff-pass-1",
-                                 name="Carol").totp_secret
+        return service.add_staff(
+            db, username=username, role=role, password="staff-pass-1", name="Carol"
+        ).totp_secret
 
 
 def test_staff_need_a_fresh_totp_code(client: Any, db_url: str) -> None:
@@ -149,12 +157,16 @@ def test_production_refuses_optional_mfa_and_default_secrets(
 
 
 def test_login_needs_exactly_one_identifier(client: Any) -> None:
-    both = client.post("/api/v1/auth/login",
-                       json={"mobile": "13900001111", "username": "x", "password": "abc12345"})
+    both = client.post(
+        "/api/v1/auth/login",
+        json={"mobile": "13900001111", "username": "x", "password": "abc12345"},
+    )
     assert both.status_code == 422 and both.json()["error"] == "malformed_request"
 
 
-def test_cookie_sessions_need_the_csrf_token(client: Any, db_url: str, customer: dict[str, str]) -> None:
+def test_cookie_sessions_need_the_csrf_token(
+    client: Any, db_url: str, customer: dict[str, str]
+) -> None:
     with unit_of_work(db_url) as db:
         user = db.get(User, customer["id"])
         assert user is not None
@@ -172,16 +184,23 @@ def test_cookie_sessions_need_the_csrf_token(client: Any, db_url: str, customer:
 
 def _admin_headers(client: Any, db_url: str) -> dict[str, str]:
     secret = _staff(db_url, "root", Role.admin)
-    response = client.post("/api/v1/auth/login", json={
-        "username": "root", "password": "staff-pass-1", "totp": service.current_totp(secret)})
+    response = client.post(
+        "/api/v1/auth/login",
+        json={"username": "root", "password": "staff-pass-1", "totp": service.current_totp(secret)},
+    )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def test_api_keys_for_machine_clients(client: Any, db_url: str, customer_headers: dict[str, str]) -> None:
+def test_api_keys_for_machine_clients(
+    client: Any, db_url: str, customer_headers: dict[str, str]
+) -> None:
     admin = _admin_headers(client, db_url)
     body = {"name": "Anxin core", "role": "insurer", "insurer_code": "anxin-pc"}
-    assert client.post("/api/v1/admin/api-keys", json=body, headers=customer_headers).status_code == 403
+    assert (
+        client.post("/api/v1/admin/api-keys", json=body, headers=customer_headers).status_code
+        == 403
+    )
     assert client.post("/api/v1/admin/api-keys", json=body).status_code == 401
     created = client.post("/api/v1/admin/api-keys", json=body, headers=admin)
     assert created.status_code == 201, created.text
@@ -205,9 +224,11 @@ def test_api_keys_for_machine_clients(client: Any, db_url: str, customer_headers
 
 def test_insurer_keys_must_name_the_insurer(client: Any, db_url: str) -> None:
     admin = _admin_headers(client, db_url)
-    response = client.post("/api/v1/admin/api-keys", json={"name": "x", "role": "insurer"},
-                           headers=admin)
+    response = client.post(
+        "/api/v1/admin/api-keys", json={"name": "x", "role": "insurer"}, headers=admin
+    )
     assert response.status_code == 400 and response.json()["error"] == "insurer_required"
-    customer_key = client.post("/api/v1/admin/api-keys", json={"name": "x", "role": "customer"},
-                               headers=admin)
+    customer_key = client.post(
+        "/api/v1/admin/api-keys", json={"name": "x", "role": "customer"}, headers=admin
+    )
     assert customer_key.status_code == 400 and customer_key.json()["error"] == "invalid_role"

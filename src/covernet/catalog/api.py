@@ -27,8 +27,11 @@ def product_summary(listed: service.ListedProduct) -> dict[str, Any]:
         "line": p.line.value,
         "line_label": LINE_LABELS[p.line].model_dump(),
         "kind": p.kind.value,
-        "insurer": {"code": listed.insurer.code, "name": listed.insurer.name.model_dump(),
-                    "demo": listed.insurer.demo},
+        "insurer": {
+            "code": listed.insurer.code,
+            "name": listed.insurer.name.model_dump(),
+            "demo": listed.insurer.demo,
+        },
         "highlights": [h.model_dump() for h in p.highlights],
         "price_from_fen": premium,
         "price_from_frequency": frequency.value,

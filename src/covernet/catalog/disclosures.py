@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from covernet.catalog.spec import HEALTH_LINES, Insurer, Kind, Product
+from covernet.catalog.spec import HEALTH_LINES, NOT_GUARANTEED_RENEWAL, Insurer, Kind, Product
 from covernet.core.i18n_text import I18nText
 
 # R7 (银保监规〔2022〕24号 Art 4): the statement the buyer types before buying a
@@ -92,13 +92,15 @@ def _uncertain_benefits(product: Product) -> Disclosure:
 
 
 def _exclusions(product: Product) -> Disclosure:
-    zh_items = "；".join(e.zh for e in product.terms.exclusions)
-    en_items = "; ".join(e.en or e.zh for e in product.terms.exclusions)
+    items = product.terms.exclusions
+    zh_items = "；".join(f"（{n}）{e.zh}" for n, e in enumerate(items, start=1))
+    en_items = "; ".join(f"({n}) {e.en or e.zh}" for n, e in enumerate(items, start=1))
     return Disclosure(
         "exclusions",
         I18nText(
             zh=f"请您重点阅读责任免除条款，以下情形本公司不承担保险责任：{zh_items}。",
-            en=f"Please read the exclusions carefully. The insurer does not pay for: {en_items}.",
+            en=f"Please read the exclusions carefully. The insurer does not pay in these cases: "
+            f"{en_items}.",
         ),
         emphasis=True,
         rule="R5",
@@ -170,9 +172,12 @@ def _renewal(product: Product) -> Disclosure:
             en=f"Renewal is guaranteed{years_en}. {note.en or note.zh}",
         )
     else:
+        stated = NOT_GUARANTEED_RENEWAL in note.zh
         text = I18nText(
-            zh=note.zh if "不保证续保" in note.zh else f"本产品不保证续保。{note.zh}",
-            en=f"Renewal is not guaranteed. {note.en or note.zh}",
+            zh=note.zh if stated else f"本产品{NOT_GUARANTEED_RENEWAL}。{note.zh}",
+            en=(note.en or note.zh)
+            if stated and note.en
+            else f"Renewal is not guaranteed. {note.en or note.zh}",
         )
     return Disclosure(
         "renewal",

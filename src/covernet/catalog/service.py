@@ -57,14 +57,16 @@ def load_into_db(db: Session, catalog: Catalog) -> LoadReport:
     insurers_changed = False
     for insurer in catalog.insurers:
         data = insurer.model_dump(mode="json")
-        row = db.get(InsurerRow, insurer.code)
-        if row is None:
-            db.add(InsurerRow(code=insurer.code, name_zh=insurer.name.zh, demo=insurer.demo,
-                              spec=data))
+        insurer_row = db.get(InsurerRow, insurer.code)
+        if insurer_row is None:
+            db.add(
+                InsurerRow(code=insurer.code, name_zh=insurer.name.zh, demo=insurer.demo, spec=data)
+            )
             insurers_changed = True
-        elif row.spec != data:
-            row.spec, row.name_zh, row.demo = data, insurer.name.zh, insurer.demo
-            row.updated_at = clock.now()
+        elif insurer_row.spec != data:
+            insurer_row.spec = data
+            insurer_row.name_zh, insurer_row.demo = insurer.name.zh, insurer.demo
+            insurer_row.updated_at = clock.now()
             insurers_changed = True
     db.flush()
     seen = set()
@@ -73,35 +75,50 @@ def load_into_db(db: Session, catalog: Catalog) -> LoadReport:
         digest = product_digest(product)
         row = db.get(ProductRow, product.code)
         if row is None:
-            db.add(ProductRow(code=product.code, insurer_code=product.insurer,
-                              line=product.line.value, kind=product.kind.value,
-                              current_version=1, listed=True))
+            db.add(
+                ProductRow(
+                    code=product.code,
+                    insurer_code=product.insurer,
+                    line=product.line.value,
+                    kind=product.kind.value,
+                    current_version=1,
+                    listed=True,
+                )
+            )
             db.flush()
             _add_version(db, product, 1, digest)
             report.created.append(product.code)
             continue
         current = db.scalar(
-            select(ProductVersion).where(ProductVersion.product_code == product.code,
-                                         ProductVersion.version == row.current_version)
+            select(ProductVersion).where(
+                ProductVersion.product_code == product.code,
+                ProductVersion.version == row.current_version,
+            )
         )
         if current is not None and current.digest == digest and row.listed:
             report.unchanged.append(product.code)
             continue
         if current is None or current.digest != digest:
-            latest = db.scalar(select(func.max(ProductVersion.version))
-                               .where(ProductVersion.product_code == product.code)) or 0
+            latest = (
+                db.scalar(
+                    select(func.max(ProductVersion.version)).where(
+                        ProductVersion.product_code == product.code
+                    )
+                )
+                or 0
+            )
             _add_version(db, product, latest + 1, digest)
             row.current_version = latest + 1
         row.insurer_code, row.line, row.kind = product.insurer, product.line.value, product.kind
         row.listed = True
         row.updated_at = clock.now()
         report.updated.append(product.code)
-    for row in db.scalars(select(ProductRow).where(ProductRow.listed.is_(True))):
-        if row.code not in seen:
+    for gone in db.scalars(select(ProductRow).where(ProductRow.listed.is_(True))):
+        if gone.code not in seen:
             # R20: a product leaving sale stays in the database for its policies' service.
-            row.listed = False
-            row.updated_at = clock.now()
-            report.unlisted.append(row.code)
+            gone.listed = False
+            gone.updated_at = clock.now()
+            report.unlisted.append(gone.code)
     if report.changed or insurers_changed:
         state.revision += 1
         state.loaded_at = clock.now()
@@ -111,8 +128,14 @@ def load_into_db(db: Session, catalog: Catalog) -> LoadReport:
 
 
 def _add_version(db: Session, product: Product, version: int, digest: str) -> None:
-    db.add(ProductVersion(product_code=product.code, version=version, digest=digest,
-                          spec=product.model_dump(mode="json")))
+    db.add(
+        ProductVersion(
+            product_code=product.code,
+            version=version,
+            digest=digest,
+            spec=product.model_dump(mode="json"),
+        )
+    )
 
 
 # Reading -----------------------------------------------------------------------------
@@ -135,8 +158,9 @@ class Snapshot:
     def get(self, code: str) -> ListedProduct:
         found = self.products.get(code)
         if found is None:
-            raise NotFound(f"no product '{code}'", code="unknown_product",
-                           detail={"field": "product_code"})
+            raise NotFound(
+                f"no product '{code}'", code="unknown_product", detail={"field": "product_code"}
+            )
         return found
 
 
@@ -159,16 +183,20 @@ def _build(db: Session, revision: int) -> Snapshot:
     }
     rows = db.execute(
         select(ProductRow, ProductVersion)
-        .join(ProductVersion, (ProductVersion.product_code == ProductRow.code)
-              & (ProductVersion.version == ProductRow.current_version))
+        .join(
+            ProductVersion,
+            (ProductVersion.product_code == ProductRow.code)
+            & (ProductVersion.version == ProductRow.current_version),
+        )
         .where(ProductRow.listed.is_(True))
         .order_by(ProductRow.code)
     ).all()
     products = {}
     for row, version in rows:
         product = Product.model_validate(version.spec)
-        products[row.code] = ListedProduct(version.id, version.version, product,
-                                           insurers[product.insurer])
+        products[row.code] = ListedProduct(
+            version.id, version.version, product, insurers[product.insurer]
+        )
     return Snapshot(revision, products, insurers)
 
 
@@ -212,6 +240,9 @@ def product_at_version(db: Session, version_id: int) -> tuple[Product, int]:
 
 
 def versions_of(db: Session, code: str) -> list[dict[str, Any]]:
-    rows = db.scalars(select(ProductVersion).where(ProductVersion.product_code == code)
-                      .order_by(ProductVersion.version))
+    rows = db.scalars(
+        select(ProductVersion)
+        .where(ProductVersion.product_code == code)
+        .order_by(ProductVersion.version)
+    )
     return [{"version": r.version, "digest": r.digest, "loaded_at": r.loaded_at} for r in rows]

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Public development secrets: fine on a laptop, refused in production.
-DEV_SECRET_KEY = "dev-only-secret-key-change-me-0000000000000000"
+DEV_SECRET_KEY = "dev-only-secret-key-change-me-0000000000000000"  # noqa: S105
 # base64 of 32 bytes; "dev1" is the key id.
 DEV_FIELD_KEYS = "dev1:ZGV2LW9ubHktZmllbGQta2V5LTAwMDAwMDAwMDAwMDA="
 DEV_BLIND_INDEX_KEY = "dev-only-blind-index-key-0000000000000000"
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=8)
 
-    demo_password: str = "covernet-demo"
+    demo_password: str = "covernet-demo"  # noqa: S105 - documented demo login
     service_phone: str = "400-000-0000"
 
     @model_validator(mode="after")

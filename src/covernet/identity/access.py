@@ -90,30 +90,45 @@ def _identify(request: Request, db: Session) -> Principal:
         if row is None:
             raise Unauthenticated("the API key is not valid", code="invalid_api_key")
         return Principal(
-            role=Role(row.role), name=row.name, method="api_key", api_key_id=row.id,
+            role=Role(row.role),
+            name=row.name,
+            method="api_key",
+            api_key_id=row.id,
             insurer_code=row.insurer_code,
         )
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("use 'Authorization: Bearer <access_token>'",
-                                  code="invalid_token")
+            raise Unauthenticated(
+                "use 'Authorization: Bearer <access_token>'", code="invalid_token"
+            )
         found = service.resolve_session(db, token.strip(), kind="bearer")
         if found is None:
-            raise Unauthenticated("the access token is not valid or has expired",
-                                  code="invalid_token")
+            raise Unauthenticated(
+                "the access token is not valid or has expired", code="invalid_token"
+            )
         sess, user = found
-        return Principal(role=Role(user.role), user_id=user.id, name=user.name,
-                         session_id=sess.id, method="bearer")
+        return Principal(
+            role=Role(user.role),
+            user_id=user.id,
+            name=user.name,
+            session_id=sess.id,
+            method="bearer",
+        )
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         found = service.resolve_session(db, cookie, kind="cookie")
         if found is not None:
             sess, user = found
-            principal = Principal(role=Role(user.role), user_id=user.id, name=user.name,
-                                  session_id=sess.id, method="cookie",
-                                  csrf_token=sess.csrf_token)
+            principal = Principal(
+                role=Role(user.role),
+                user_id=user.id,
+                name=user.name,
+                session_id=sess.id,
+                method="cookie",
+                csrf_token=sess.csrf_token,
+            )
             _check_csrf(request, principal)
             return principal
     return Principal()
@@ -125,8 +140,7 @@ def _check_csrf(request: Request, principal: Principal) -> None:
     sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "form_csrf", None)
     expected = principal.csrf_token or ""
     if not sent or not hmac.compare_digest(sent, expected):
-        raise Forbidden("the CSRF token is missing or wrong; reload the page",
-                        code="csrf_failed")
+        raise Forbidden("the CSRF token is missing or wrong; reload the page", code="csrf_failed")
 
 
 AccessCheck = Callable[[Request, Session], Principal]

@@ -22,8 +22,13 @@ router = APIRouter(prefix="/api/v1", tags=["identity"])
 
 
 def user_out(user: User) -> UserOut:
-    return UserOut(id=user.id, role=user.role, name=user.name, username=user.username,
-                   mobile=service.masked_mobile(user))
+    return UserOut(
+        id=user.id,
+        role=user.role,
+        name=user.name,
+        username=user.username,
+        mobile=service.masked_mobile(user),
+    )
 
 
 def key_out(row: ApiKey) -> ApiKeyOut:
@@ -32,8 +37,7 @@ def key_out(row: ApiKey) -> ApiKeyOut:
 
 @router.post("/auth/register", status_code=201, response_model=UserOut)
 def register(body: RegisterIn, db: Db, _: Public) -> UserOut:
-    user = service.register_customer(db, mobile=body.mobile, password=body.password,
-                                     name=body.name)
+    user = service.register_customer(db, mobile=body.mobile, password=body.password, name=body.name)
     return user_out(user)
 
 
@@ -41,16 +45,18 @@ def register(body: RegisterIn, db: Db, _: Public) -> UserOut:
 def login(body: LoginIn, request: Request, db: Db, _: Public) -> TokenOut:
     ip = client_ip(request)
     if body.mobile is not None:
-        user = service.authenticate_customer(db, mobile=body.mobile, password=body.password,
-                                             ip=ip)
+        user = service.authenticate_customer(db, mobile=body.mobile, password=body.password, ip=ip)
     else:
         assert body.username is not None
-        user = service.authenticate_staff(db, username=body.username, password=body.password,
-                                          totp=body.totp, ip=ip)
-    issued = service.open_session(db, user, kind="bearer",
-                                  user_agent=request.headers.get("user-agent"))
-    return TokenOut(access_token=issued.token, expires_at=issued.session.expires_at,
-                    user=user_out(user))
+        user = service.authenticate_staff(
+            db, username=body.username, password=body.password, totp=body.totp, ip=ip
+        )
+    issued = service.open_session(
+        db, user, kind="bearer", user_agent=request.headers.get("user-agent")
+    )
+    return TokenOut(
+        access_token=issued.token, expires_at=issued.session.expires_at, user=user_out(user)
+    )
 
 
 @router.post("/auth/logout", status_code=204)
@@ -73,8 +79,9 @@ def me(db: Db, who: AnyUser) -> UserOut | ApiKeyOut:
 
 @router.post("/admin/api-keys", status_code=201, response_model=ApiKeyCreated)
 def create_key(body: ApiKeyIn, db: Db, _: Admin) -> ApiKeyCreated:
-    issued = service.create_api_key(db, name=body.name, role=body.role,
-                                    insurer_code=body.insurer_code)
+    issued = service.create_api_key(
+        db, name=body.name, role=body.role, insurer_code=body.insurer_code
+    )
     return ApiKeyCreated(**key_out(issued.row).model_dump(), key=issued.key)
 
 

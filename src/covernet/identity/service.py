@@ -21,7 +21,13 @@ from covernet.core.cn_identity import normalize_mobile
 from covernet.core.config import Environment, MfaMode, get_settings
 from covernet.core.crypto import get_blind_index, get_cipher
 from covernet.core.db import unit_of_work
-from covernet.core.errors import Conflict, NotFound, TooManyRequests, Unauthenticated, ValidationFailed
+from covernet.core.errors import (
+    Conflict,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    ValidationFailed,
+)
 from covernet.core.ids import new_token
 from covernet.core.masking import mask_mobile
 from covernet.identity.models import (
@@ -64,17 +70,20 @@ def _password_hasher() -> PasswordHasher:
 def check_password_policy(password: str) -> None:
     if len(password) < 8:
         raise ValidationFailed(
-            "the password needs at least 8 characters", code="weak_password",
+            "the password needs at least 8 characters",
+            code="weak_password",
             detail={"field": "password"},
         )
     if len(password) > 128:
         raise ValidationFailed(
-            "the password may have at most 128 characters", code="weak_password",
+            "the password may have at most 128 characters",
+            code="weak_password",
             detail={"field": "password"},
         )
     if password.isdigit() or password.isalpha():
         raise ValidationFailed(
-            "the password needs both letters and digits or symbols", code="weak_password",
+            "the password needs both letters and digits or symbols",
+            code="weak_password",
             detail={"field": "password"},
         )
 
@@ -118,7 +127,8 @@ def register_customer(db: Session, *, mobile: str, password: str, name: str) -> 
     if db.scalar(select(User.id).where(User.mobile_index == index)) is not None:
         raise Conflict(
             "this mobile number is already registered; log in instead",
-            code="mobile_taken", detail={"field": "mobile"},
+            code="mobile_taken",
+            detail={"field": "mobile"},
         )
     user = User(
         role=Role.customer.value,
@@ -139,24 +149,29 @@ class StaffEnrolment:
     totp_uri: str
 
 
-def add_staff(db: Session, *, username: str, role: Role, password: str, name: str) -> StaffEnrolment:
+def add_staff(
+    db: Session, *, username: str, role: Role, password: str, name: str
+) -> StaffEnrolment:
     if role not in STAFF_ROLES:
         raise ValidationFailed(
             f"'{role.value}' is not a staff role; use one of "
             + ", ".join(sorted(r.value for r in STAFF_ROLES)),
-            code="invalid_role", detail={"field": "role"},
+            code="invalid_role",
+            detail={"field": "role"},
         )
     username = username.strip().lower()
     if not USERNAME_RE.match(username):
         raise ValidationFailed(
             "a username has 3 to 32 characters: lower-case letters, digits, _ . - "
             "and starts with a letter",
-            code="invalid_username", detail={"field": "username"},
+            code="invalid_username",
+            detail={"field": "username"},
         )
     check_password_policy(password)
     if db.scalar(select(User.id).where(User.username == username)) is not None:
-        raise Conflict(f"username '{username}' is taken", code="username_taken",
-                       detail={"field": "username"})
+        raise Conflict(
+            f"username '{username}' is taken", code="username_taken", detail={"field": "username"}
+        )
     secret = pyotp.random_base32()
     user = User(
         role=role.value,
@@ -199,20 +214,26 @@ BAD_CREDENTIALS = "the account or password is wrong"
 def _throttle(db: Session, identifier_hash: str, ip: str) -> None:
     s = get_settings()
     since = clock.now() - timedelta(seconds=s.login_window_seconds)
-    failures = db.scalar(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(
-            LoginAttempt.identifier_hash == identifier_hash,
-            LoginAttempt.at >= since,
-            LoginAttempt.success.is_(False),
+    failures = (
+        db.scalar(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(
+                LoginAttempt.identifier_hash == identifier_hash,
+                LoginAttempt.at >= since,
+                LoginAttempt.success.is_(False),
+            )
         )
-    ) or 0
-    by_ip = db.scalar(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.ip == ip, LoginAttempt.at >= since, LoginAttempt.success.is_(False))
-    ) or 0
+        or 0
+    )
+    by_ip = (
+        db.scalar(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(LoginAttempt.ip == ip, LoginAttempt.at >= since, LoginAttempt.success.is_(False))
+        )
+        or 0
+    )
     if failures >= s.login_max_failures or by_ip >= s.login_max_failures_per_ip:
         raise TooManyRequests(
             "too many failed logins; try again later",
@@ -272,13 +293,15 @@ def authenticate_staff(
             # The password was right; say what is missing without counting a failure.
             raise Unauthenticated(
                 "staff sign-in needs the 6-digit code from the authenticator app",
-                code="totp_required", detail={"field": "totp"},
+                code="totp_required",
+                detail={"field": "totp"},
             )
         if not _verify_totp(user, totp):
             _record_attempt(db, ident, ip, success=False)
             raise Unauthenticated(
                 "the authenticator code is wrong or was already used",
-                code="invalid_totp", detail={"field": "totp"},
+                code="invalid_totp",
+                detail={"field": "totp"},
             )
     _record_attempt(db, ident, ip, success=True)
     user.last_login_at = clock.now()
@@ -367,22 +390,30 @@ def create_api_key(
     if role not in MACHINE_ROLES:
         raise ValidationFailed(
             "API keys are for machine clients: role insurer or partner",
-            code="invalid_role", detail={"field": "role"},
+            code="invalid_role",
+            detail={"field": "role"},
         )
     if role is Role.insurer and not insurer_code:
         raise ValidationFailed(
-            "an insurer key names its insurer", code="insurer_required",
+            "an insurer key names its insurer",
+            code="insurer_required",
             detail={"field": "insurer_code"},
         )
     name = name.strip()
     if not 1 <= len(name) <= 100:
-        raise ValidationFailed("the key needs a name of 1 to 100 characters",
-                               code="invalid_name", detail={"field": "name"})
+        raise ValidationFailed(
+            "the key needs a name of 1 to 100 characters",
+            code="invalid_name",
+            detail={"field": "name"},
+        )
     prefix = new_token(6)[:8].replace("-", "a").replace("_", "b")
     secret = new_token(32)
     key = f"{API_KEY_PREFIX}_{prefix}_{secret}"
     row = ApiKey(
-        prefix=prefix, key_hash=_token_hash(key), name=name, role=role.value,
+        prefix=prefix,
+        key_hash=_token_hash(key),
+        name=name,
+        role=role.value,
         insurer_code=insurer_code,
     )
     db.add(row)

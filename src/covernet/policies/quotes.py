@@ -29,7 +29,9 @@ ID_INDEX_CONTEXT = "person.id_number"
 class InsuredIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id_number: str | None = Field(default=None, description="居民身份证号; gives birth date and sex")
+    id_number: str | None = Field(
+        default=None, description="居民身份证号; gives birth date and sex"
+    )
     birth_date: date | None = None
     gender: Literal["M", "F"] | None = None
     region: str = Field(description="province code (GB/T 2260), e.g. 310000 for Shanghai")
@@ -78,7 +80,8 @@ def _insured_facts(data: InsuredIn) -> tuple[Insured, str | None]:
         if (birth and birth != info.birth_date) or (gender and gender != derived):
             raise ValidationFailed(
                 "the birth date or gender given does not match the ID number",
-                code="id_number_mismatch", detail={"field": "insured.id_number"},
+                code="id_number_mismatch",
+                detail={"field": "insured.id_number"},
             )
         birth, gender = info.birth_date, derived
     region = data.region.strip()
@@ -126,7 +129,9 @@ def create_quote(db: Session, data: QuoteIn, principal: Principal) -> QuoteResul
     db.add(quote)
     db.flush()
     return QuoteResult(
-        quote, listed.product, listed.version,
+        quote,
+        listed.product,
+        listed.version,
         disclosures_for(listed.product, listed.insurer),
         mask_id_number(id_number) if id_number else None,
     )
@@ -145,9 +150,13 @@ def get_quote(db: Session, quote_id: str, principal: Principal) -> QuoteResult:
     insurer = catalog.snapshot(db).insurers[product.insurer]
     id_number = (
         get_cipher().decrypt(quote.insured_id_enc, context=ID_CONTEXT)
-        if quote.insured_id_enc else None
+        if quote.insured_id_enc
+        else None
     )
     return QuoteResult(
-        quote, product, version, disclosures_for(product, insurer),
+        quote,
+        product,
+        version,
+        disclosures_for(product, insurer),
         mask_id_number(id_number) if id_number else None,
     )
