@@ -8,7 +8,7 @@ setup:
 
 demo: setup
 	@mkdir -p var
-	COVERNET_STAFF_MFA=optional COVERNET_COOKIE_SECURE=false $(VENV)/covernet demo --serve
+	COVERNET_STAFF_MFA=optional $(VENV)/covernet demo --serve
 
 lint:
 	$(VENV)/ruff check src tests bench migrations

@@ -44,7 +44,7 @@ def _signature(nonce: str) -> str:
 
 def _well_signed(token: str) -> bool:
     nonce, _, signature = token.partition(".")
-    return bool(nonce) and hmac.compare_digest(signature, _signature(nonce))
+    return bool(nonce) and hmac.compare_digest(signature.encode(), _signature(nonce).encode())
 
 
 def anonymous_token(request: Request) -> str:
@@ -82,7 +82,7 @@ def check_anonymous(request: Request, form: FormData, principal: Principal) -> N
     if (
         not isinstance(sent, str)
         or not cookie
-        or not hmac.compare_digest(sent, cookie)
+        or not hmac.compare_digest(sent.encode(), cookie.encode())
         or not _well_signed(cookie)
     ):
         raise Forbidden("the CSRF token is missing or wrong; reload the page", code="csrf_failed")
