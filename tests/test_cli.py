@@ -15,15 +15,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "covernet.cli", *args], env=env, input=stdin,
-        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+        [sys.executable, "-m", "covernet.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
     )
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "COVERNET_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
-            "COVERNET_ENV": "test", "COLUMNS": "200"}
+    return {
+        **os.environ,
+        "COVERNET_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+        "COVERNET_ENV": "test",
+        "COLUMNS": "200",
+    }
 
 
 def _count(env: dict[str, str], sql: str) -> int:
@@ -44,7 +54,8 @@ def test_demo_is_safe_to_run_twice_and_prints_the_logins(env: dict[str, str]) ->
     assert second.returncode == 0, second.stderr
     assert _count(env, "SELECT count(*) FROM users") == 6
     assert _count(env, "SELECT count(*) FROM product_versions") == _count(
-        env, "SELECT count(*) FROM products")
+        env, "SELECT count(*) FROM products"
+    )
 
 
 def test_catalog_load_reports_errors_with_the_file(env: dict[str, str], tmp_path: Path) -> None:
@@ -53,11 +64,13 @@ def test_catalog_load_reports_errors_with_the_file(env: dict[str, str], tmp_path
     (broken / "insurers").mkdir(parents=True)
     (broken / "products").mkdir()
     for insurer in (ROOT / "catalog" / "insurers").glob("*.yaml"):
-        (broken / "insurers" / insurer.name).write_text(insurer.read_text(encoding="utf-8"),
-                                                         encoding="utf-8")
+        (broken / "insurers" / insurer.name).write_text(
+            insurer.read_text(encoding="utf-8"), encoding="utf-8"
+        )
     source = (ROOT / "catalog" / "products" / "accident-monthly.yaml").read_text(encoding="utf-8")
     (broken / "products" / "accident-monthly.yaml").write_text(
-        source.replace("line: accident", "line: pets"), encoding="utf-8")
+        source.replace("line: accident", "line: pets"), encoding="utf-8"
+    )
     result = run(["catalog", "load", str(broken)], env)
     assert result.returncode == 2
     assert "accident-monthly.yaml" in result.stderr and "line" in result.stderr

@@ -20,6 +20,11 @@ from pydantic import BaseModel, ValidationError
 from covernet.catalog.spec import Catalog, Insurer, Product
 from covernet.core.errors import ValidationFailed
 
+try:
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
 INSURERS_DIR = "insurers"
 PRODUCTS_DIR = "products"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -47,7 +52,7 @@ class _Problem:
         return f"{where}: {self.message}"
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(_SafeLoader):
     """A safe loader that refuses repeated keys (the last one would silently win)."""
 
 

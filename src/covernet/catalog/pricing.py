@@ -68,10 +68,14 @@ def end_date(term: Term, effective: date, birth_date: date | None) -> date | Non
     """Last day of cover (inclusive); ``None`` for whole-life cover."""
     if term.days is not None:
         return effective + timedelta(days=term.days - 1)
-    if term.months is not None:
-        return add_months(effective, term.months) - timedelta(days=1)
+    months = term.months
     if term.years is not None:
-        return add_months(effective, 12 * term.years) - timedelta(days=1)
+        months = 12 * term.years
+    if months is not None:
+        # Up to the day before the same date next period; when the target month is too
+        # short for that date (31 Jan + 1 month), cover runs to that month's last day.
+        target = add_months(effective, months)
+        return target if target.day != effective.day else target - timedelta(days=1)
     if term.to_age is not None and birth_date is not None:
         return birthday(birth_date, term.to_age) - timedelta(days=1)
     return None
