@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -33,6 +34,10 @@ os.environ.setdefault("COVERNET_CATALOG_DIR", str(CATALOG_DIR))
 os.environ["COVERNET_STAFF_MFA"] = "required"
 os.environ["COVERNET_COOKIE_SECURE"] = "true"
 os.environ["COVERNET_CATALOG_CACHE_SECONDS"] = "0"
+
+# Property tests judge results, not speed: a loaded CI machine must not fail them.
+hypothesis_settings.register_profile("covernet", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("covernet")
 
 _pg_passed = 0
 

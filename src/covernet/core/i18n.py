@@ -37,6 +37,7 @@ DEFAULT_LANG: Final[Lang] = "zh"
 LANG_COOKIE: Final = "covernet_lang"
 LANG_PARAM: Final = "lang"
 HTML_LANG: Final[dict[Lang, str]] = {"zh": "zh-CN", "en": "en"}
+LANG_LABELS: Final[dict[Lang, str]] = {"zh": "中文", "en": "EN"}
 LOCALES = Path(__file__).parent / "locales"
 
 _EN_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

@@ -139,7 +139,7 @@ def _check_csrf(request: Request, principal: Principal) -> None:
         return
     sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "form_csrf", None)
     expected = principal.csrf_token or ""
-    if not sent or not hmac.compare_digest(sent, expected):
+    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Forbidden("the CSRF token is missing or wrong; reload the page", code="csrf_failed")
 
 

@@ -71,7 +71,7 @@ def me(db: Db, who: AnyUser) -> UserOut | ApiKeyOut:
         row = db.get(ApiKey, who.api_key_id)
         assert row is not None
         return key_out(row)
-    user = db.get(User, who.user_id)
+    user = service.get_user(db, who.user_id)
     if user is None:
         raise NotFound("no such account")
     return user_out(user)

@@ -195,6 +195,14 @@ def staff_totp_secret(user: User) -> str | None:
     return get_cipher().decrypt(user.totp_secret_enc, context=TOTP_CONTEXT)
 
 
+def get_user(db: Session, user_id: str | None) -> User | None:
+    """An active account by id (``None`` for no id, an unknown id or a closed account)."""
+    if user_id is None:
+        return None
+    user = db.get(User, user_id)
+    return user if user is not None and user.is_active else None
+
+
 def user_mobile(user: User) -> str | None:
     if user.mobile_enc is None:
         return None

@@ -58,7 +58,11 @@ def anonymous_token(request: Request) -> str:
 
 def set_anonymous_cookie(response: Response, token: str) -> None:
     response.set_cookie(
-        CSRF_COOKIE, token, path="/", httponly=True, samesite="strict",
+        CSRF_COOKIE,
+        token,
+        path="/",
+        httponly=True,
+        samesite="strict",
         secure=get_settings().cookie_secure,
     )
 

@@ -91,7 +91,7 @@ def principal_of(request: Request) -> Principal | None:
 def lang_href(request: Request, lang: str, path: str | None = None) -> str:
     """The link that shows the current page in ``lang``.
 
-    Pages answering a POST pass ``path`` (a page that can be fetched with GET).
+    Pages answering a POST give ``path``: a page that can be fetched with GET.
     """
     if path is not None:
         return f"{path}?{i18n.LANG_PARAM}={lang}"
@@ -111,7 +111,7 @@ def render(
     lang = i18n.negotiate_lang(request)
     principal = principal_of(request)
     if toggle_path is None and request.method not in ("GET", "HEAD"):
-        toggle_path = "/"
+        toggle_path = request.url.path  # a form page answering its own POST
     signed_in_by_cookie = principal is not None and principal.method == "cookie"
     page: dict[str, Any] = {
         "request": request,
@@ -120,9 +120,14 @@ def render(
         "principal": principal if principal and principal.is_authenticated else None,
         "csrf_meta": principal.csrf_token if signed_in_by_cookie and principal else None,
         "lang_links": [
-            {"lang": code, "label": label, "href": lang_href(request, code, toggle_path),
-             "current": code == lang, "html_lang": i18n.HTML_LANG[code]}
-            for code, label in (("zh", "中文"), ("en", "EN"))
+            {
+                "lang": code,
+                "label": i18n.LANG_LABELS[code],
+                "current": code == lang,
+                "href": lang_href(request, code, toggle_path),
+                "html_lang": i18n.HTML_LANG[code],
+            }
+            for code in i18n.LANGS
         ],
         "service_phone": get_settings().service_phone,
     }
@@ -133,8 +138,13 @@ def render(
     chosen = i18n.requested_lang(request)
     if chosen is not None and request.cookies.get(i18n.LANG_COOKIE) != chosen:
         response.set_cookie(
-            i18n.LANG_COOKIE, chosen, max_age=LANG_COOKIE_SECONDS, path="/",
-            secure=get_settings().cookie_secure, httponly=True, samesite="lax",
+            i18n.LANG_COOKIE,
+            chosen,
+            max_age=LANG_COOKIE_SECONDS,
+            path="/",
+            secure=get_settings().cookie_secure,
+            httponly=True,
+            samesite="lax",
         )
     return response
 
@@ -167,15 +177,26 @@ def error_field(error: CovernetError) -> str | None:
     return None
 
 
+def error_headers(error: CovernetError) -> dict[str, str]:
+    """``Retry-After`` for a throttled request."""
+    if error.status != 429:
+        return {}
+    return {"Retry-After": str(error_params(error.detail).get("retry_after_seconds", 60))}
+
+
 def render_error(request: Request, error: CovernetError) -> HTMLResponse:
     lang = i18n.negotiate_lang(request)
     title_key = f"error.title.{error.status}"
-    title = i18n.translate(title_key if i18n.has_message(title_key) else "error.title.default", lang)
-    headers = {}
-    if error.status == 429:
-        seconds = error_params(error.detail).get("retry_after_seconds", 60)
-        headers["Retry-After"] = str(seconds)
+    if not i18n.has_message(title_key):
+        title_key = "error.title.default"
+    title = i18n.translate(title_key, lang)
     return render(
-        request, "error.html", status=error.status, headers=headers, error=error,
-        title=title, message=error_message(error, lang),
+        request,
+        "error.html",
+        status=error.status,
+        headers=error_headers(error),
+        toggle_path=None if request.method in ("GET", "HEAD") else "/",
+        error=error,
+        title=title,
+        message=error_message(error, lang),
     )

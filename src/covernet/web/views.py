@@ -14,7 +14,7 @@ from covernet.catalog.disclosures import Disclosure, disclosures_for
 from covernet.catalog.pricing import is_on_sale, price_from
 from covernet.catalog.service import ListedProduct
 from covernet.catalog.spec import LINE_LABELS, Frequency, Line, Product
-from covernet.core.i18n import translate
+from covernet.core.i18n import has_message, translate
 from covernet.core.i18n_text import I18nText
 from covernet.core.money import format_fen, format_fen_compact
 from covernet.core.regions import PROVINCES
@@ -38,7 +38,6 @@ QUOTE_ERROR_CODES = (
     "payment_required",
     "plan_required",
     "product_not_on_sale",
-    "rate_limited",
     "region_not_covered",
     "region_required",
     "term_payment_not_offered",
@@ -58,13 +57,23 @@ def price_from_text(product: Product, lang: str) -> str:
     return translate(f"price.from.{frequency.value}", lang, amount=format_fen(premium))
 
 
+def unit_text(frequency: str, lang: str) -> str:
+    """``/月``, ``/year``, ``/单``; a single premium needs no unit."""
+    key = f"freq.unit.{frequency}"
+    return translate(key, lang) if has_message(key) else ""
+
+
 def is_per_order(product: Product) -> bool:
     return any(plan.per_order for plan in product.plans)
 
 
 def occupation_matters(product: Product) -> bool:
-    """Ask for the occupation class only when the product does not cover every class."""
-    return tuple(product.eligibility.occupation_classes) != ALL_OCCUPATION_CLASSES
+    """Ask for the occupation class only when the product does not cover every class.
+
+    Per-order cover protects a purchase, not a person: there is no one to ask about.
+    """
+    classes = tuple(product.eligibility.occupation_classes)
+    return classes != ALL_OCCUPATION_CLASSES and not is_per_order(product)
 
 
 def ranges(numbers: Iterable[int]) -> list[tuple[int, int]]:
@@ -80,8 +89,9 @@ def ranges(numbers: Iterable[int]) -> list[tuple[int, int]]:
 
 def occupation_text(classes: Iterable[int], lang: str) -> str:
     parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in ranges(classes)]
-    return translate("product.occupation_classes", lang, classes=("、" if lang == "zh" else ", ")
-                     .join(parts))
+    return translate(
+        "product.occupation_classes", lang, classes=("、" if lang == "zh" else ", ").join(parts)
+    )
 
 
 def ages_text(product: Product, lang: str) -> str:
@@ -121,17 +131,22 @@ class LineGroup:
 
 
 def line_groups(products: Iterable[ListedProduct], today: date, lang: str) -> list[LineGroup]:
-    """Products on sale, grouped by line in the order of ``LINE_LABELS``."""
+    """Products on sale, grouped by line in the order of ``LINE_LABELS`` (each in catalog order)."""
     groups = {line: LineGroup(line, label) for line, label in LINE_LABELS.items()}
-    for listed in sorted(products, key=lambda p: (price_from(p.product)[0], p.product.code)):
+    for listed in products:
         p = listed.product
         if not is_on_sale(p, today):
             continue
         groups[p.line].cards.append(
             Card(
-                code=p.code, name=p.name, tagline=p.tagline, highlights=list(p.highlights),
-                insurer=listed.insurer.name, demo=listed.insurer.demo,
-                price=price_from_text(p, lang), stop_date=p.sale.stop_date,
+                code=p.code,
+                name=p.name,
+                tagline=p.tagline,
+                highlights=list(p.highlights),
+                insurer=listed.insurer.name,
+                demo=listed.insurer.demo,
+                price=price_from_text(p, lang),
+                stop_date=p.sale.stop_date,
                 online_exclusive=p.sale.online_exclusive,
             )
         )
@@ -169,13 +184,18 @@ def product_page(listed: ListedProduct, today: date, lang: str) -> dict[str, Any
         "renewal_label": renewal_label(p, lang),
         "effective_text": (
             translate("product.effective_after", lang, n=p.effective_after_days)
-            if p.effective_after_days else translate("product.effective_same_day", lang)
+            if p.effective_after_days
+            else translate("product.effective_same_day", lang)
         ),
         "waiting_text": days_text(p.waiting_period_days, lang, "product.none"),
         "grace_text": days_text(p.grace_period_days, lang, "product.none"),
         "cooling_off_text": (
-            translate("product.cooling_off", lang, n=p.cooling_off_days,
-                      fee=format_fen(p.cooling_off_fee_fen))
+            translate(
+                "product.cooling_off",
+                lang,
+                n=p.cooling_off_days,
+                fee=format_fen(p.cooling_off_fee_fen),
+            )
             if p.cooling_off_days and p.cooling_off_fee_fen
             else days_text(p.cooling_off_days, lang, "product.none")
         ),
@@ -197,7 +217,7 @@ def quote_script_data(product: Product, lang: str) -> dict[str, Any]:
         },
         "terms": {t.code: t.label.get(lang) for t in product.terms_options},
         "payments": {p.code: p.label.get(lang) for p in product.payment_options},
-        "units": {f.value: translate(f"freq.unit.{f.value}", lang) for f in Frequency},
+        "units": {f.value: unit_text(f.value, lang) for f in Frequency},
         "messages": {code: translate(f"error.{code}", lang) for code in QUOTE_ERROR_CODES},
         "labels": {
             "age": translate("quote.age_value", lang),

@@ -1,0 +1,138 @@
+"""Message catalogs, language negotiation and the formatting helpers."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from starlette.requests import Request
+
+from covernet.catalog.spec import Frequency
+from covernet.core import i18n
+from covernet.identity.models import Role
+from covernet.web import render, views
+
+WEB = Path(render.__file__).parent
+TEMPLATE_KEY = re.compile(r"""\b_\(\s*["']([^"']+)["']\s*[,)]""")
+TEMPLATE_PREFIX = re.compile(r"""\b_\(\s*["']([^"']+)["']\s*~""")
+PYTHON_KEY = re.compile(r"""\btranslate(?:_or)?\(\s*["']([^"']+)["']""")
+
+
+def _keys_used() -> dict[str, str]:
+    used: dict[str, str] = {}
+    for path in sorted((WEB / "templates").rglob("*.html")):
+        for key in TEMPLATE_KEY.findall(path.read_text(encoding="utf-8")):
+            used.setdefault(key, path.name)
+    for path in sorted(WEB.glob("*.py")):
+        for key in PYTHON_KEY.findall(path.read_text(encoding="utf-8")):
+            used.setdefault(key, path.name)
+    return used
+
+
+def test_both_catalogs_have_exactly_the_same_keys() -> None:
+    zh, en = i18n.catalogs()["zh"], i18n.catalogs()["en"]
+    assert sorted(set(zh) - set(en)) == []
+    assert sorted(set(en) - set(zh)) == []
+    assert all(text.strip() for text in [*zh.values(), *en.values()])
+
+
+def test_translations_expect_the_same_placeholders() -> None:
+    zh, en = i18n.catalogs()["zh"], i18n.catalogs()["en"]
+    different = {
+        key: (i18n.placeholders(zh[key]), i18n.placeholders(en[key]))
+        for key in zh
+        if i18n.placeholders(zh[key]) != i18n.placeholders(en[key])
+    }
+    assert different == {}
+
+
+def test_every_key_used_by_templates_and_pages_exists() -> None:
+    used = _keys_used()
+    assert len(used) > 100  # the scan found the templates
+    missing = {key: where for key, where in used.items() if not i18n.has_message(key)}
+    assert missing == {}
+
+
+def test_keys_built_at_run_time_exist() -> None:
+    prefixes = {
+        prefix
+        for path in (WEB / "templates").rglob("*.html")
+        for prefix in TEMPLATE_PREFIX.findall(path.read_text(encoding="utf-8"))
+    }
+    assert prefixes == {"occupation.", "role."}  # each is checked below
+    keys = [f"price.from.{f.value}" for f in Frequency]
+    keys += [f"freq.unit.{f.value}" for f in Frequency if f is not Frequency.single]
+    keys += [f"role.{r.value}" for r in Role]
+    keys += [f"occupation.{n}" for n in views.ALL_OCCUPATION_CLASSES]
+    keys += [f"error.{code}" for code in views.QUOTE_ERROR_CODES]
+    keys += [f"error.title.{status}" for status in (400, 401, 403, 404, 409, 422, 429, 500)]
+    keys += ["gender.M", "gender.F", "error.title.default"]
+    assert [k for k in keys if not i18n.has_message(k)] == []
+
+
+def test_translate_fills_placeholders_and_falls_back_to_the_key() -> None:
+    assert i18n.translate("price.from.monthly", "zh", amount="¥5.00") == "¥5.00/月起"
+    assert i18n.translate("price.from.monthly", "en", amount="¥5.00") == "from ¥5.00/month"
+    assert i18n.translate("price.from.monthly", "fr", amount="¥5.00") == "¥5.00/月起"
+    assert i18n.translate("no.such.key", "en") == "no.such.key"
+    with pytest.raises(KeyError):
+        i18n.translate("price.from.monthly", "zh", price="¥5.00")
+
+
+def test_translate_or_falls_back_to_the_given_text() -> None:
+    assert i18n.translate_or("error.mobile_taken", "en", "x").startswith("This mobile")
+    assert i18n.translate_or("error.unheard_of", "zh", "the service said so") == (
+        "the service said so"
+    )
+    # A message whose values are missing is not shown half-filled.
+    assert i18n.translate_or("error.age_out_of_range", "zh", "fallback", {"age": 70}) == "fallback"
+
+
+def _request(query: str = "", cookie: str | None = None) -> Request:
+    headers = [(b"cookie", cookie.encode())] if cookie else []
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "query_string": query.encode(),
+            "headers": headers,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "cookie", "expected"),
+    [
+        ("", None, "zh"),
+        ("lang=en", None, "en"),
+        ("lang=EN", None, "en"),
+        ("lang=zh", "covernet_lang=en", "zh"),
+        ("", "covernet_lang=en", "en"),
+        ("lang=fr", "covernet_lang=en", "en"),
+        ("lang=fr", None, "zh"),
+        ("", "covernet_lang=xx", "zh"),
+    ],
+)
+def test_negotiate_lang(query: str, cookie: str | None, expected: str) -> None:
+    assert i18n.negotiate_lang(_request(query, cookie)) == expected
+
+
+def test_dates_are_shown_in_beijing_time() -> None:
+    late_utc = datetime(2025, 1, 1, 20, 5, tzinfo=UTC)  # 04:05 on 2 January in Beijing
+    assert i18n.format_date(late_utc, "zh") == "2025年1月2日"
+    assert i18n.format_date(date(2025, 1, 2), "en") == "2 Jan 2025"
+    assert i18n.format_datetime(late_utc, "zh") == "2025年1月2日 04:05"
+    assert i18n.format_datetime(late_utc, "en") == "2 Jan 2025, 04:05"
+    assert i18n.format_date(None, "zh") == ""
+
+
+def test_template_helpers_use_the_page_language() -> None:
+    template = render.env.from_string(
+        "{{ _('quote.premium') }} {{ 30000000|money_compact }} {{ 500|money }} {{ d|fdate }}"
+    )
+    day = date(2025, 3, 1)
+    assert template.render(lang="zh", d=day) == "保费 30万 ¥5.00 2025年3月1日"
+    assert template.render(lang="en", d=day) == "Premium ¥300k ¥5.00 1 Mar 2025"
