@@ -114,7 +114,6 @@ QUOTE = Endpoint("POST /api/v1/quotes", "POST", "/api/v1/quotes", 201, quote_bod
 class Run:
     """One load phase against one endpoint."""
 
-    generator: str
     seconds: float
     completed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -241,11 +240,28 @@ async def _open_loop(job: dict[str, Any], barrier: Any) -> dict[str, Any]:
     lag: list[int] = []
     errors: Counter[str] = Counter()
 
+    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An idle keep-alive connection, else a new one."""
+        while idle:
+            reader, writer = idle.pop()
+            if not reader.at_eof():
+                return reader, writer
+            _close(writer)  # the server closed it (idle for its keep-alive timeout)
+        return await asyncio.open_connection(HOST, port)
+
     async def one(due: int, request: bytes) -> None:
         async with slots:
             try:
-                reader, writer = idle.pop() if idle else await asyncio.open_connection(HOST, port)
-                status = await _exchange(reader, writer, request)
+                reader, writer = await connection()
+                try:
+                    status = await _exchange(reader, writer, request)
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial:
+                        raise
+                    # Closed by the server as we sent: nothing was processed, resend once.
+                    _close(writer)
+                    reader, writer = await asyncio.open_connection(HOST, port)
+                    status = await _exchange(reader, writer, request)
             except CONNECTION_ERRORS as exc:
                 errors[f"connection error ({type(exc).__name__})"] += 1
                 return
@@ -345,7 +361,7 @@ def builtin_run(
     failures = [o["failure"] for o in outputs if "failure" in o]
     if failures:
         raise RuntimeError(f"client process failed: {failures[0]}")
-    run = Run(f"built-in {mode} loop", max(o["seconds"] for o in outputs))
+    run = Run(max(o["seconds"] for o in outputs))
     for out in outputs:
         run.latencies_ns.extend(out["latencies"])
         run.lag_ns.extend(out["lag"])
@@ -415,7 +431,7 @@ def wrk_run(
     out = done.stdout
     if done.returncode != 0 or "Requests/sec:" not in out:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{out}\n{done.stderr}")
-    run = Run("wrk2 open loop" if rate else "wrk closed loop", seconds)
+    run = Run(seconds)
     run.completed = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     run.rps_override = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     run.seconds = run.completed / run.rps_override if run.rps_override else seconds

@@ -58,6 +58,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _reset_caches() -> None:
     from covernet.catalog.service import forget_snapshots
+    from covernet.core.batch import forget_committers
     from covernet.core.config import reset_settings
     from covernet.core.crypto import reset_crypto
     from covernet.core.db import dispose_engines
@@ -65,6 +66,7 @@ def _reset_caches() -> None:
     reset_settings()
     reset_crypto()
     forget_snapshots()
+    forget_committers()
     dispose_engines()
 
 

@@ -241,7 +241,7 @@ def _print_logins(rows: list[tuple[str, str, str, str]], host: str, port: int) -
     table.add_column("login (username / mobile)")
     table.add_column("role")
     table.add_column("password")
-    table.add_column("TOTP secret (staff)")
+    table.add_column("TOTP secret (staff)", overflow="fold")
     for login, role, password, secret in rows:
         table.add_row(login, role, password, secret or "—")
     console.print(table)

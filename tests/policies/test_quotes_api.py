@@ -150,3 +150,32 @@ def test_quote_is_valid_for_the_configured_time(client: Any) -> None:
     assert datetime.fromisoformat(body["valid_until"]) == moment + timedelta(minutes=30)
     # Business dates are Beijing dates: cover starts the day after 1 July.
     assert body["effective_date"] == "2026-07-02"
+
+
+def test_concurrent_quotes_are_all_stored_before_the_answer(app: Any, db_url: str) -> None:
+    import asyncio
+
+    import httpx
+
+    async def main() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
+            return await asyncio.gather(
+                *(
+                    http.post(
+                        "/api/v1/quotes",
+                        json={
+                            **ACCIDENT,
+                            "insured": {**ADULT, "birth_date": f"19{70 + i % 30}-05-20"},
+                        },
+                    )
+                    for i in range(60)
+                )
+            )
+
+    responses = asyncio.run(main())
+    assert [r.status_code for r in responses] == [201] * 60
+    ids = {r.json()["quote_id"] for r in responses}
+    with unit_of_work(db_url) as db:
+        stored = set(db.scalars(select(Quote.id)))
+    assert stored == ids and len(ids) == 60

@@ -13,15 +13,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from covernet.catalog.disclosures import Disclosure, disclosures_for
 from covernet.catalog.loader import product_digest
 from covernet.catalog.models import CatalogState, InsurerRow, ProductRow, ProductVersion
 from covernet.catalog.spec import Catalog, Insurer, Product
 from covernet.core import clock
 from covernet.core.config import get_settings
-from covernet.core.db import is_postgres
+from covernet.core.db import is_postgres, unit_of_work
 from covernet.core.errors import NotFound
 
 
@@ -147,6 +150,7 @@ class ListedProduct:
     version: int
     product: Product
     insurer: Insurer
+    disclosures: tuple[Disclosure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,10 @@ class Snapshot:
 _lock = threading.Lock()
 _snapshots: dict[str, tuple[float, Snapshot]] = {}
 _versions: dict[tuple[str, int], tuple[Product, int]] = {}
+
+
+def _url_key(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _db_key(db: Session) -> str:
@@ -194,20 +202,28 @@ def _build(db: Session, revision: int) -> Snapshot:
     products = {}
     for row, version in rows:
         product = Product.model_validate(version.spec)
+        insurer = insurers[product.insurer]
         products[row.code] = ListedProduct(
-            version.id, version.version, product, insurers[product.insurer]
+            version.id, version.version, product, insurer, tuple(disclosures_for(product, insurer))
         )
     return Snapshot(revision, products, insurers)
+
+
+def _fresh(key: str) -> Snapshot | None:
+    cached = _snapshots.get(key)
+    if cached is not None and time.monotonic() - cached[0] < get_settings().catalog_cache_seconds:
+        return cached[1]
+    return None
 
 
 def snapshot(db: Session) -> Snapshot:
     """The listed catalog, cached per process and refreshed when the revision moves."""
     key = _db_key(db)
-    ttl = get_settings().catalog_cache_seconds
+    fresh = _fresh(key)
+    if fresh is not None:
+        return fresh
     cached = _snapshots.get(key)
     now = time.monotonic()
-    if cached is not None and now - cached[0] < ttl:
-        return cached[1]
     revision = _revision(db)
     if cached is not None and cached[1].revision == revision:
         with _lock:
@@ -217,6 +233,20 @@ def snapshot(db: Session) -> Snapshot:
     with _lock:
         _snapshots[key] = (now, built)
     return built
+
+
+async def current_snapshot() -> Snapshot:
+    """:func:`snapshot` for async routes: no thread hop while the cache is fresh."""
+    url = get_settings().database_url
+    fresh = _fresh(_url_key(url))
+    if fresh is not None:
+        return fresh
+    return await run_in_threadpool(_snapshot_in_own_session, url)
+
+
+def _snapshot_in_own_session(url: str) -> Snapshot:
+    with unit_of_work(url) as db:
+        return snapshot(db)
 
 
 def forget_snapshots() -> None:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from covernet.core.db import session_factory
+from covernet.core.db import session_factory, unit_of_work
 from covernet.core.errors import Forbidden, Unauthenticated
 from covernet.identity import service
 from covernet.identity.models import MACHINE_ROLES, STAFF_ROLES, Role
@@ -74,13 +75,32 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _principal(request: Request, db: Session) -> Principal:
+def _has_credentials(request: Request) -> bool:
+    headers = request.headers
+    return bool(
+        headers.get("x-api-key")
+        or headers.get("authorization")
+        or request.cookies.get(SESSION_COOKIE)
+    )
+
+
+async def _principal(request: Request) -> Principal:
+    """Who is calling.  Anonymous callers cost no database work at all; credentials are
+    checked in a short read transaction of their own, off the event loop."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    principal = _identify(request, db)
+    if _has_credentials(request):
+        principal = await run_in_threadpool(_identify_in_own_session, request)
+    else:
+        principal = Principal()
     request.state.principal = principal
     return principal
+
+
+def _identify_in_own_session(request: Request) -> Principal:
+    with unit_of_work() as db:
+        return _identify(request, db)
 
 
 def _identify(request: Request, db: Session) -> Principal:
@@ -143,15 +163,12 @@ def _check_csrf(request: Request, principal: Principal) -> None:
         raise Forbidden("the CSRF token is missing or wrong; reload the page", code="csrf_failed")
 
 
-AccessCheck = Callable[[Request, Session], Principal]
-
-
 def allow(*roles: Role, anonymous: bool = False) -> Any:
     """A dependency that admits the given roles (and anyone, with ``anonymous``)."""
     allowed = frozenset(roles)
 
-    def check(request: Request, db: Db) -> Principal:
-        principal = _principal(request, db)
+    async def check(request: Request) -> Principal:
+        principal = await _principal(request)
         if anonymous:
             return principal
         if not principal.is_authenticated:

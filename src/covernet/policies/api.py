@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from covernet.identity.access import Db, Public
-from covernet.policies.quotes import QuoteIn, QuoteResult, create_quote, get_quote
+from covernet.policies.quotes import QuoteIn, QuoteResult, create_quote_now, get_quote
 
 router = APIRouter(prefix="/api/v1", tags=["quotes"])
 
@@ -39,41 +40,47 @@ class QuoteOut(BaseModel):
     disclosures: list[DisclosureOut]
 
 
-def quote_out(result: QuoteResult) -> QuoteOut:
+def quote_body(result: QuoteResult) -> dict[str, Any]:
+    """The response body (the shape of :class:`QuoteOut`), built without revalidation."""
     q = result.quote
-    return QuoteOut(
-        quote_id=q.id,
-        product_code=q.product_code,
-        product_version=result.version,
-        plan_code=q.plan_code,
-        term=q.term_code,
-        payment=q.payment_code,
-        frequency=q.frequency,
-        premium_fen=q.premium_fen,
-        sum_insured_fen=q.sum_insured_fen,
-        currency=q.currency,
-        insured={
+    return {
+        "quote_id": q.id,
+        "product_code": q.product_code,
+        "product_version": result.version,
+        "plan_code": q.plan_code,
+        "term": q.term_code,
+        "payment": q.payment_code,
+        "frequency": q.frequency,
+        "premium_fen": q.premium_fen,
+        "sum_insured_fen": q.sum_insured_fen,
+        "currency": q.currency,
+        "insured": {
             "age": q.insured_age,
             "gender": q.insured_gender,
             "region": q.region,
             "occupation_class": q.occupation_class,
             "id_number": result.id_number_masked,
         },
-        effective_date=q.effective_date,
-        end_date=q.end_date,
-        valid_until=q.valid_until,
-        disclosures=[
-            DisclosureOut(code=d.code, text=d.text.model_dump(), emphasis=d.emphasis, rule=d.rule)
+        "effective_date": q.effective_date,
+        "end_date": q.end_date,
+        "valid_until": q.valid_until,
+        "disclosures": [
+            {"code": d.code, "text": d.text.model_dump(), "emphasis": d.emphasis, "rule": d.rule}
             for d in result.disclosures
         ],
-    )
+    }
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 @router.post("/quotes", status_code=201, response_model=QuoteOut)
-def post_quote(body: QuoteIn, db: Db, who: Public) -> QuoteOut:
-    return quote_out(create_quote(db, body, who))
+async def post_quote(body: QuoteIn, who: Public) -> Response:
+    """Price a plan for an insured.  Answers once the quote is stored."""
+    return _json(quote_body(await create_quote_now(body, who)), 201)
 
 
 @router.get("/quotes/{quote_id}", response_model=QuoteOut)
-def read_quote(quote_id: str, db: Db, who: Public) -> QuoteOut:
-    return quote_out(get_quote(db, quote_id, who))
+def read_quote(quote_id: str, db: Db, who: Public) -> Response:
+    return _json(quote_body(get_quote(db, quote_id, who)))

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from covernet.catalog import service as catalog
@@ -14,14 +15,19 @@ from covernet.catalog.disclosures import Disclosure, disclosures_for
 from covernet.catalog.pricing import Insured, price
 from covernet.catalog.spec import Gender, Product
 from covernet.core import clock
+from covernet.core.batch import committer
 from covernet.core.cn_identity import parse_id_number
 from covernet.core.config import get_settings
 from covernet.core.crypto import get_blind_index, get_cipher
 from covernet.core.errors import NotFound, ValidationFailed
+from covernet.core.ids import new_id
 from covernet.core.masking import mask_id_number
+from covernet.core.money import CURRENCY
 from covernet.identity.access import Principal
 from covernet.policies.models import Quote
 
+QUOTE_TABLE: Table = Quote.__table__  # type: ignore[assignment]
+QUOTE_COLUMNS = tuple(QUOTE_TABLE.columns)
 ID_CONTEXT = "quote.insured_id"
 ID_INDEX_CONTEXT = "person.id_number"
 
@@ -88,8 +94,9 @@ def _insured_facts(data: InsuredIn) -> tuple[Insured, str | None]:
     return Insured(birth, gender, region, data.occupation_class), id_number
 
 
-def create_quote(db: Session, data: QuoteIn, principal: Principal) -> QuoteResult:
-    listed = catalog.snapshot(db).get(data.product_code)
+def prepare_quote(snap: catalog.Snapshot, data: QuoteIn, principal: Principal) -> QuoteResult:
+    """Price the request and build the quote row (not yet stored); raise what is wrong."""
+    listed = snap.get(data.product_code)
     insured, id_number = _insured_facts(data.insured)
     priced = price(
         listed.product,
@@ -102,6 +109,7 @@ def create_quote(db: Session, data: QuoteIn, principal: Principal) -> QuoteResul
     )
     now = clock.now()
     quote = Quote(
+        id=new_id(),
         product_code=priced.product_code,
         product_version_id=listed.version_id,
         plan_code=priced.plan_code,
@@ -110,6 +118,7 @@ def create_quote(db: Session, data: QuoteIn, principal: Principal) -> QuoteResul
         frequency=priced.frequency.value,
         premium_fen=priced.premium_fen,
         sum_insured_fen=priced.sum_insured_fen,
+        currency=CURRENCY,
         order_amount_fen=data.order_amount_fen,
         insured_birth_date=insured.birth_date,
         insured_gender=insured.gender.value if insured.gender else None,
@@ -126,15 +135,32 @@ def create_quote(db: Session, data: QuoteIn, principal: Principal) -> QuoteResul
         created_at=now,
         valid_until=now + timedelta(minutes=get_settings().quote_valid_minutes),
     )
-    db.add(quote)
-    db.flush()
     return QuoteResult(
         quote,
         listed.product,
         listed.version,
-        disclosures_for(listed.product, listed.insurer),
+        list(listed.disclosures),
         mask_id_number(id_number) if id_number else None,
     )
+
+
+def _row(quote: Quote) -> dict[str, object]:
+    return {column.key: getattr(quote, column.key) for column in QUOTE_COLUMNS}
+
+
+def create_quote(db: Session, data: QuoteIn, principal: Principal) -> QuoteResult:
+    """Price and store a quote inside the caller's unit of work."""
+    result = prepare_quote(catalog.snapshot(db), data, principal)
+    db.execute(insert(Quote), [_row(result.quote)])
+    return result
+
+
+async def create_quote_now(data: QuoteIn, principal: Principal) -> QuoteResult:
+    """Price and store a quote from an async route: the row joins the process's group
+    commit and this returns once it is committed (see ``core.batch``)."""
+    result = prepare_quote(await catalog.current_snapshot(), data, principal)
+    await committer(get_settings().database_url, QUOTE_TABLE).insert(_row(result.quote))
+    return result
 
 
 def get_quote(db: Session, quote_id: str, principal: Principal) -> QuoteResult:

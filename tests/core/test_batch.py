@@ -1,0 +1,91 @@
+"""Group commit: concurrent rows share transactions; a bad row fails only its own caller."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from covernet.catalog.models import ProductVersion
+from covernet.core.batch import committer
+from covernet.core.db import unit_of_work
+from covernet.core.ids import new_id
+from covernet.policies.models import Quote
+from covernet.policies.quotes import QUOTE_TABLE
+
+
+def _row(version_id: int, **change: object) -> dict[str, object]:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    row: dict[str, object] = {
+        "id": new_id(),
+        "product_code": "accident-monthly",
+        "product_version_id": version_id,
+        "plan_code": "basic",
+        "term_code": "1m",
+        "payment_code": "monthly",
+        "frequency": "monthly",
+        "premium_fen": 500,
+        "sum_insured_fen": 30_000_000,
+        "currency": "CNY",
+        "order_amount_fen": None,
+        "insured_birth_date": date(1990, 1, 1),
+        "insured_gender": "M",
+        "insured_age": 36,
+        "insured_id_enc": None,
+        "insured_id_index": None,
+        "region": "310000",
+        "occupation_class": 1,
+        "effective_date": date(2026, 11, 2),
+        "end_date": date(2026, 12, 1),
+        "customer_id": None,
+        "created_at": now,
+        "valid_until": now,
+    }
+    row.update(change)
+    return row
+
+
+def test_concurrent_rows_are_committed_in_shared_batches(
+    db_url: str, loaded_catalog: object
+) -> None:
+    with unit_of_work(db_url) as db:
+        version_id = db.scalars(select(ProductVersion.id)).first()
+    assert version_id is not None
+
+    async def main() -> tuple[int, list[BaseException | None]]:
+        writer = committer(db_url, QUOTE_TABLE)
+        await asyncio.gather(*(writer.insert(_row(version_id)) for _ in range(100)))
+        clean_batches = writer.batches
+        rows = [_row(version_id) for _ in range(20)]
+        rows[7] = _row(version_id, product_version_id=10_000_000)  # breaks the foreign key
+        rows[8] = {**rows[9]}  # the same primary key as the next row
+        results = await asyncio.gather(*(writer.insert(r) for r in rows), return_exceptions=True)
+        return clean_batches, [r if isinstance(r, BaseException) else None for r in results]
+
+    clean_batches, outcomes = asyncio.run(main())
+    # 100 concurrent rows took a handful of transactions, not 100.
+    assert 1 <= clean_batches <= 5
+    failed = [i for i, error in enumerate(outcomes) if error is not None]
+    assert failed == [7, 9]
+    assert all(isinstance(outcomes[i], IntegrityError) for i in failed)
+    with unit_of_work(db_url) as db:
+        assert db.scalar(select(func.count()).select_from(Quote)) == 118
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_lone_row_is_written_at_once(db_url: str, loaded_catalog: object, count: int) -> None:
+    with unit_of_work(db_url) as db:
+        version_id = db.scalars(select(ProductVersion.id)).first()
+    assert version_id is not None
+
+    async def main() -> None:
+        writer = committer(db_url, QUOTE_TABLE)
+        for _ in range(count):
+            await writer.insert(_row(version_id))
+
+    asyncio.run(main())
+    with unit_of_work(db_url) as db:
+        assert db.scalar(select(func.count()).select_from(Quote)) == count
