@@ -90,3 +90,44 @@ def test_user_add_reads_the_password_and_prints_the_totp_uri(env: dict[str, str]
     assert bad_role.returncode == 2 and "invalid_role" in bad_role.stderr
     code = run(["user", "totp", "dora"], env)
     assert code.returncode == 0 and code.stdout.strip().isdigit()
+
+
+def test_demo_refuses_the_public_password_in_production(env: dict[str, str]) -> None:
+    from covernet.core.crypto import new_key_entry
+
+    production = {
+        **env,
+        "COVERNET_ENV": "production",
+        "COVERNET_SECRET_KEY": "a-real-secret-key-for-this-test-0123456789",
+        "COVERNET_FIELD_KEYS": new_key_entry("k1"),
+        "COVERNET_BLIND_INDEX_KEY": "a-real-blind-index-key-0123456789abcdef",
+    }
+    result = run(["demo"], production)
+    assert result.returncode == 2 and "demo_in_production" in result.stderr
+
+
+def test_key_rotation_reencrypts_everything_under_the_new_key(env: dict[str, str]) -> None:
+    from covernet.core.crypto import FieldCipher, new_key_entry, parse_keyring
+
+    old = "dev1:ZGV2LW9ubHktZmllbGQta2V5LTAwMDAwMDAwMDAwMDA="
+    assert run(["demo"], {**env, "COVERNET_FIELD_KEYS": old}).returncode == 0
+    rotated_env = {**env, "COVERNET_FIELD_KEYS": f"{new_key_entry('k2')},{old}"}
+    result = run(["key", "rotate"], rotated_env)
+    assert result.returncode == 0, result.stderr
+    assert "re-encrypted 6 values" in result.stdout  # 6 mobiles or TOTP secrets
+    new_only = FieldCipher(parse_keyring(rotated_env["COVERNET_FIELD_KEYS"])[:1])
+    engine = create_engine(env["COVERNET_DATABASE_URL"])
+    with engine.connect() as conn:
+        mobile = conn.execute(text("SELECT mobile_enc FROM users WHERE role='customer'")).scalar()
+    engine.dispose()
+    assert new_only.decrypt(mobile, context="user.mobile") == "13800138000"
+    # The old key can go: the demo logins still work with only the new key.
+    assert (
+        run(
+            ["user", "totp", "admin"],
+            {**env, "COVERNET_FIELD_KEYS": rotated_env["COVERNET_FIELD_KEYS"].split(",")[0]},
+        ).returncode
+        == 0
+    )
+    again = run(["key", "rotate"], rotated_env)
+    assert "re-encrypted 0 values" in again.stdout

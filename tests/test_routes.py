@@ -40,3 +40,29 @@ def test_every_route_declares_its_audience() -> None:
     # The walk is not vacuous: it reaches routes of included routers.
     paths = {route.path for route in routes}
     assert {"/api/v1/quotes", "/api/v1/auth/login", "/api/v1/admin/api-keys"} <= paths
+
+
+def _audience(route: APIRoute) -> tuple[bool, frozenset[str]]:
+    """(anyone may call, roles admitted) as declared by the route's access dependency."""
+    if hasattr(route.endpoint, "access_anonymous"):
+        return True, frozenset()
+    for dep in route.dependant.dependencies:
+        if hasattr(dep.call, "access_roles"):
+            return dep.call.access_anonymous, frozenset(r.value for r in dep.call.access_roles)
+    raise AssertionError(f"{route.path} declares no audience")
+
+
+def test_sensitive_routes_admit_only_their_audience() -> None:
+    routes = {
+        (route.path, m): route for route in _api_routes(create_app().routes) for m in route.methods
+    }
+    expected = {
+        ("/api/v1/admin/api-keys", "POST"): {"admin"},
+        ("/api/v1/admin/api-keys", "GET"): {"admin"},
+        ("/api/v1/admin/api-keys/{key_id}", "DELETE"): {"admin"},
+        ("/api/v1/insurer/products", "GET"): {"insurer"},
+    }
+    for key, roles in expected.items():
+        anonymous, admitted = _audience(routes[key])
+        assert not anonymous and admitted == roles, key
+    assert _audience(routes[("/api/v1/auth/me", "GET")])[0] is False

@@ -173,7 +173,7 @@ def upgrade() -> None:
             ["customer_id"],
             ["users.id"],
             name=op.f("fk_quotes_customer_id_users"),
-            ondelete="SET NULL",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["product_version_id"],

@@ -21,7 +21,7 @@ from covernet.identity import api as identity_api
 from covernet.identity.access import open_route
 from covernet.policies import api as policies_api
 from covernet.web import pages
-from covernet.web.render import STATIC, render_error, wants_html
+from covernet.web.render import STATIC, error_headers, render_error, wants_html
 
 log = logging.getLogger("covernet")
 
@@ -46,10 +46,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def _respond(request: Request, error: CovernetError) -> Response:
     if wants_html(request):
         return render_error(request, error)
-    headers = {}
-    if error.status == 429 and isinstance(error.detail, dict):
-        headers["Retry-After"] = str(error.detail.get("retry_after_seconds", 60))
-    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+    return JSONResponse(error.to_dict(), status_code=error.status, headers=error_headers(error))
 
 
 def create_app() -> FastAPI:
@@ -78,6 +75,17 @@ def create_app() -> FastAPI:
             code="malformed_request",
             status=422,
             detail=problems,
+        )
+        return _respond(request, error)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Only the type and route are logged: messages may carry personal data.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        error = CovernetError(
+            "something went wrong on our side; nothing was saved, please try again",
+            code="internal_error",
+            status=500,
         )
         return _respond(request, error)
 

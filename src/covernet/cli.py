@@ -191,6 +191,27 @@ def key_new_field(key_id: Annotated[str, typer.Argument(help="an id for the new 
     console.print(new_key_entry(key_id))
 
 
+@key_app.command("rotate")
+def key_rotate() -> None:
+    """Re-encrypt stored personal data with the first key of COVERNET_FIELD_KEYS.
+
+    Afterwards the older keys can be removed from COVERNET_FIELD_KEYS.
+    """
+    from covernet.identity.service import rotate_field_keys as rotate_identity
+    from covernet.policies.quotes import rotate_field_keys as rotate_quotes
+
+    domains = (("accounts", rotate_identity), ("quotes", rotate_quotes))
+    total = 0
+    with _progress() as progress:
+        task = progress.add_task("re-encrypting", total=len(domains))
+        for label, rotate in domains:
+            progress.update(task, description=f"re-encrypting {label}")
+            with unit_of_work() as db:
+                total += rotate(db)
+            progress.advance(task)
+    console.print(f"[green]re-encrypted {total} values[/] with the active key")
+
+
 def create_demo_accounts(db: Session) -> list[tuple[str, str, str, str]]:
     """Demo staff and customer; existing ones are left as they are. Returns table rows."""
     from covernet.identity import service
@@ -220,7 +241,16 @@ def demo(
     port: int = 8000,
 ) -> None:
     """Migrate, load the demo catalog, create demo accounts (safe to run twice)."""
+    from covernet.core.config import DEMO_PASSWORD, Environment
     from covernet.core.migrate import upgrade
+
+    settings = get_settings()
+    if settings.env is Environment.production and settings.demo_password == DEMO_PASSWORD:
+        err.print(
+            "[red]error[/] (demo_in_production): refusing to create demo accounts with the "
+            "public demo password in production; set COVERNET_DEMO_PASSWORD"
+        )
+        raise typer.Exit(2)
 
     try:
         with console.status("migrating the database…"):
@@ -283,6 +313,8 @@ def serve(
     console.print(f"serving on http://{host}:{port} with {workers} worker(s)")
     uvicorn.run(
         "covernet.app:create_app",
+        proxy_headers=True,
+        forwarded_allow_ips=get_settings().trusted_proxies,
         factory=True,
         host=host,
         port=port,

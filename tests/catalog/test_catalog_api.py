@@ -46,7 +46,7 @@ def test_product_detail_carries_terms_and_disclosures(client: Any) -> None:
     assert body["spec"]["terms"]["exclusions"]
     codes = {d["code"]: d for d in body["disclosures"]}
     assert codes["uncertain_benefits"]["emphasis"] is True
-    assert body["insurer"]["service_phone"]
+    assert body["insurer"]["service_phone"] and "premium_account" not in body["insurer"]
 
 
 def test_unknown_product_is_404(client: Any) -> None:

@@ -125,9 +125,10 @@ def test_staff_need_a_fresh_totp_code(client: Any, db_url: str) -> None:
     base = {"username": "carol", "password": "staff-pass-1"}
     missing = client.post("/api/v1/auth/login", json=base)
     assert missing.status_code == 401 and missing.json()["error"] == "totp_required"
-    wrong = client.post("/api/v1/auth/login", json={**base, "totp": "000000"})
-    assert wrong.json()["error"] in {"invalid_totp"}  # astronomically unlikely to be right
     code = service.current_totp(secret)
+    wrong_code = f"{(int(code) + 1) % 1_000_000:06d}"
+    wrong = client.post("/api/v1/auth/login", json={**base, "totp": wrong_code})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_totp"
     ok = client.post("/api/v1/auth/login", json={**base, "totp": code})
     assert ok.status_code == 200 and ok.json()["user"]["role"] == "admin"
     replay = client.post("/api/v1/auth/login", json={**base, "totp": code})
@@ -144,15 +145,38 @@ def test_staff_mfa_optional_for_demos(
     assert ok.status_code == 200
 
 
-def test_production_refuses_optional_mfa_and_default_secrets(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("COVERNET_SECRET_KEY", "COVERNET_SECRET_KEY"),
+        ("COVERNET_FIELD_KEYS", "COVERNET_FIELD_KEYS"),
+        ("COVERNET_BLIND_INDEX_KEY", "COVERNET_BLIND_INDEX_KEY"),
+        ("COVERNET_STAFF_MFA", "must be 'required'"),
+    ],
+)
+def test_production_refuses_public_secrets_and_optional_mfa(
+    monkeypatch: pytest.MonkeyPatch, missing: str, message: str
 ) -> None:
     from pydantic import ValidationError
 
     from covernet.core.config import Settings
+    from covernet.core.crypto import new_key_entry
 
+    real = {
+        "COVERNET_SECRET_KEY": "a-real-secret-key-for-this-test-0123456789",
+        "COVERNET_FIELD_KEYS": new_key_entry("k1"),
+        "COVERNET_BLIND_INDEX_KEY": "a-real-blind-index-key-0123456789abcdef",
+        "COVERNET_STAFF_MFA": "required",
+    }
     monkeypatch.setenv("COVERNET_ENV", "production")
-    with pytest.raises(ValidationError, match="COVERNET_SECRET_KEY"):
+    for name, value in real.items():
+        monkeypatch.setenv(name, value)
+    assert Settings().env.value == "production"  # all real: accepted
+    if missing == "COVERNET_STAFF_MFA":
+        monkeypatch.setenv(missing, "optional")
+    else:
+        monkeypatch.delenv(missing)
+    with pytest.raises(ValidationError, match=message):
         Settings()
 
 

@@ -44,7 +44,8 @@ def product_summary(listed: service.ListedProduct) -> dict[str, Any]:
 def product_detail(listed: service.ListedProduct) -> dict[str, Any]:
     body = product_summary(listed)
     body["spec"] = listed.product.model_dump(mode="json")
-    body["insurer"] = listed.insurer.model_dump(mode="json")
+    # The premium account is for payments (R11), not for the public.
+    body["insurer"] = listed.insurer.model_dump(mode="json", exclude={"premium_account"})
     body["disclosures"] = [
         {"code": d.code, "text": d.text.model_dump(), "emphasis": d.emphasis, "rule": d.rule}
         for d in disclosures_for(listed.product, listed.insurer)

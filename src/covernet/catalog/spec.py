@@ -30,12 +30,17 @@ NOT_GUARANTEED_RENEWAL = "不保证续保"
 
 # R6: health questions must be specific; these catch-all phrasings are refused.
 CATCH_ALL_PATTERNS = (
-    r"其他(任何)?(疾病|异常|症状|情况)",
-    r"任何(疾病|异常|症状|不适)",
+    r"其[他它]",  # 其他/其它疾病、其他情况…
+    r"任何(疾病|异常|症状|不适|情况)",
+    r"(以外|之外)的?(疾病|异常|症状|情况)",
+    r"未(列明|列出|提及|列举)",
+    r"不适",
     r"是否健康",
-    r"身体(是否)?(健康|良好)",
-    r"any other",
-    r"any (disease|illness|condition)",
+    r"身体(是否)?(健康|良好|正常)",
+    r"\bany other\b",
+    r"\bother (illness|disease|condition|symptom|health)",
+    r"\bany (disease|illness|condition|symptom)",
+    r"\bin good health\b",
 )
 
 
@@ -162,7 +167,7 @@ class PremiumRow(_Model):
     order_amount_max_fen: Fen | None = Field(
         default=None, description="per-order products: upper bound of the order amount band"
     )
-    premium_fen: Fen
+    premium_fen: Annotated[int, Field(ge=1)]
 
     @model_validator(mode="after")
     def _band(self) -> PremiumRow:
@@ -361,8 +366,22 @@ class Product(_Model):
             out.append("only accident or health cover may be gifted (R12)")
         if any(t.over_one_year for t in self.terms_options):
             out.append("gifted cover lasts at most one year (R12)")
-        if any(r.premium_fen > GIFT_MAX_PREMIUM_FEN for p in self.plans for r in p.premiums):
-            out.append("gifted cover costs at most 100 yuan per person (R12)")
+        for plan in self.plans:
+            for row in plan.premiums:
+                for term in self.terms_options:
+                    for payment in self.payment_options:
+                        if row.term not in (None, term.code) or row.payment not in (
+                            None,
+                            payment.code,
+                        ):
+                            continue
+                        total = row.premium_fen * payments_in(term, payment)
+                        if total > GIFT_MAX_PREMIUM_FEN:
+                            out.append(
+                                f"gifted cover costs at most 100 yuan per person for the whole "
+                                f"gift (R12): plan {plan.code} costs {total} fen over {term.code}"
+                            )
+                            return out
         return out
 
     def _term_problems(self) -> list[str]:
@@ -429,6 +448,22 @@ class Product(_Model):
             out.append(f"plan {plan.code}: order amount bands belong to per-order plans only")
         if out or plan.per_order:
             return out
+        if len({p.frequency for p in self.payment_options}) > 1 and any(
+            r.payment is None for r in plan.premiums
+        ):
+            return [
+                f"plan {plan.code}: payment options differ in frequency, so every premium row "
+                "names its payment"
+            ]
+        elig = self.eligibility
+        for row in plan.premiums:
+            if row.age is not None and (row.age[1] < elig.min_age or row.age[0] > elig.max_age):
+                out.append(
+                    f"plan {plan.code}: the premium row for ages {list(row.age)} never applies "
+                    f"(eligible ages {elig.min_age}–{elig.max_age})"
+                )
+        if out:
+            return out
         for gender in Gender:
             for term in self.terms_options:
                 for payment in self.payment_options:
@@ -478,6 +513,19 @@ class Product(_Model):
     @property
     def short_term(self) -> bool:
         return not any(t.over_one_year for t in self.terms_options)
+
+
+def payments_in(term: Term, payment: Payment) -> int:
+    """How many premiums are paid over one term with this payment option."""
+    if payment.frequency is Frequency.monthly:
+        if term.months is not None:
+            return term.months
+        if term.years is not None:
+            return 12 * term.years
+        return 1
+    if payment.frequency is Frequency.annual and term.years is not None:
+        return term.years if payment.years is None else min(term.years, payment.years)
+    return 1
 
 
 def row_matches(

@@ -18,6 +18,7 @@ DEV_SECRET_KEY = "dev-only-secret-key-change-me-0000000000000000"  # noqa: S105
 # base64 of 32 bytes; "dev1" is the key id.
 DEV_FIELD_KEYS = "dev1:ZGV2LW9ubHktZmllbGQta2V5LTAwMDAwMDAwMDAwMDA="
 DEV_BLIND_INDEX_KEY = "dev-only-blind-index-key-0000000000000000"
+DEMO_PASSWORD = "covernet-demo"  # noqa: S105 - the documented demo login
 
 
 class Environment(StrEnum):
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=30, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
+    register_max_per_ip: int = Field(default=20, ge=1)
+    # Addresses of reverse proxies whose X-Forwarded-For is believed (client address).
+    trusted_proxies: str = "127.0.0.1"
 
     catalog_dir: Path = Path("catalog")
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
@@ -62,7 +66,7 @@ class Settings(BaseSettings):
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=8)
 
-    demo_password: str = "covernet-demo"  # noqa: S105 - documented demo login
+    demo_password: str = DEMO_PASSWORD
     service_phone: str = "400-000-0000"
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from covernet.core.db import session_factory, unit_of_work
+from covernet.core.db import unit_of_work
 from covernet.core.errors import Forbidden, Unauthenticated
 from covernet.identity import service
 from covernet.identity.models import MACHINE_ROLES, STAFF_ROLES, Role
@@ -32,15 +32,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def get_db() -> Iterator[Session]:
     """One unit of work per request: commit after the handler, roll back if it raised."""
-    db = session_factory()()
-    try:
+    with unit_of_work() as db:
         yield db
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
-    finally:
-        db.close()
 
 
 Db = Annotated[Session, Depends(get_db, scope="function")]

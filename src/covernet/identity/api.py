@@ -36,8 +36,10 @@ def key_out(row: ApiKey) -> ApiKeyOut:
 
 
 @router.post("/auth/register", status_code=201, response_model=UserOut)
-def register(body: RegisterIn, db: Db, _: Public) -> UserOut:
-    user = service.register_customer(db, mobile=body.mobile, password=body.password, name=body.name)
+def register(body: RegisterIn, request: Request, db: Db, _: Public) -> UserOut:
+    user = service.register_customer(
+        db, mobile=body.mobile, password=body.password, name=body.name, ip=client_ip(request)
+    )
     return user_out(user)
 
 

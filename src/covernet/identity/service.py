@@ -8,12 +8,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import argon2.profiles
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from covernet.core import clock
@@ -30,6 +32,7 @@ from covernet.core.errors import (
 )
 from covernet.core.ids import new_token
 from covernet.core.masking import mask_mobile
+from covernet.core.rotation import rotate_column
 from covernet.identity.models import (
     MACHINE_ROLES,
     STAFF_ROLES,
@@ -120,17 +123,22 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def register_customer(db: Session, *, mobile: str, password: str, name: str) -> User:
+def register_customer(
+    db: Session, *, mobile: str, password: str, name: str, ip: str | None = None
+) -> User:
     number = normalize_mobile(mobile)
     name = _clean_name(name)
     check_password_policy(password)
+    if ip is not None:
+        _throttle_registrations(db, ip)
     index = mobile_index(number)
+    taken = Conflict(
+        "this mobile number is already registered; log in instead",
+        code="mobile_taken",
+        detail={"field": "mobile"},
+    )
     if db.scalar(select(User.id).where(User.mobile_index == index)) is not None:
-        raise Conflict(
-            "this mobile number is already registered; log in instead",
-            code="mobile_taken",
-            detail={"field": "mobile"},
-        )
+        raise taken
     user = User(
         role=Role.customer.value,
         name=name,
@@ -138,9 +146,36 @@ def register_customer(db: Session, *, mobile: str, password: str, name: str) -> 
         mobile_index=index,
         password_hash=hash_password(password),
     )
-    db.add(user)
-    db.flush()
+    _insert_unique(db, user, taken)
     return user
+
+
+def _insert_unique(db: Session, row: object, conflict: Conflict) -> None:
+    """Add a row guarded by a unique index; a concurrent twin becomes ``conflict``
+    (the request's unit of work then rolls back, leaving nothing behind)."""
+    db.add(row)
+    try:
+        db.flush()
+    except IntegrityError:
+        raise conflict from None
+
+
+def _throttle_registrations(db: Session, ip: str) -> None:
+    """Registrations per client address are limited (each costs a password hash)."""
+    s = get_settings()
+    ident = _identifier_hash("register", ip)
+    now = clock.now()
+    with unit_of_work(_own_url(db)) as own:
+        own.add(LoginAttempt(identifier_hash=ident, ip=ip, success=True, at=now))
+    since = now - timedelta(seconds=s.login_window_seconds)
+    if (
+        _count(db, LoginAttempt.identifier_hash == ident, LoginAttempt.at >= since)
+        > s.register_max_per_ip
+    ):
+        raise TooManyRequests(
+            "too many registrations from this address; try again later",
+            detail={"retry_after_seconds": s.login_window_seconds},
+        )
 
 
 @dataclass(frozen=True)
@@ -169,10 +204,11 @@ def add_staff(
             detail={"field": "username"},
         )
     check_password_policy(password)
+    taken = Conflict(
+        f"username '{username}' is taken", code="username_taken", detail={"field": "username"}
+    )
     if db.scalar(select(User.id).where(User.username == username)) is not None:
-        raise Conflict(
-            f"username '{username}' is taken", code="username_taken", detail={"field": "username"}
-        )
+        raise taken
     secret = pyotp.random_base32()
     user = User(
         role=role.value,
@@ -181,8 +217,7 @@ def add_staff(
         password_hash=hash_password(password),
         totp_secret_enc=get_cipher().encrypt(secret, context=TOTP_CONTEXT),
     )
-    db.add(user)
-    db.flush()
+    _insert_unique(db, user, taken)
     return StaffEnrolment(user, secret, totp_uri(username, secret))
 
 
@@ -204,6 +239,13 @@ def get_user(db: Session, user_id: str | None) -> User | None:
     return user if user is not None and user.is_active else None
 
 
+def rotate_field_keys(db: Session) -> int:
+    """Re-encrypt this domain's personal data under the active key."""
+    return rotate_column(db, User.id, User.mobile_enc, context=MOBILE_CONTEXT) + rotate_column(
+        db, User.id, User.totp_secret_enc, context=TOTP_CONTEXT
+    )
+
+
 def user_mobile(user: User) -> str | None:
     if user.mobile_enc is None:
         return None
@@ -220,49 +262,74 @@ def masked_mobile(user: User) -> str | None:
 BAD_CREDENTIALS = "the account or password is wrong"
 
 
-def _throttle(db: Session, identifier_hash: str, ip: str) -> None:
+def _own_url(db: Session) -> str:
+    return db.get_bind().engine.url.render_as_string(hide_password=False)
+
+
+def _count(db: Session, *conditions: Any) -> int:
+    return db.scalar(select(func.count()).select_from(LoginAttempt).where(*conditions)) or 0
+
+
+def _begin_attempt(db: Session, identifier_hash: str, ip: str) -> int:
+    """Record a login attempt as a failure before checking anything, then throttle.
+
+    The row is committed in its own transaction first, so parallel guesses all see each
+    other: whichever counts last sees them all, and at most the allowed number get to
+    try a password.  A successful sign-in turns the row into a success afterwards.
+    """
     s = get_settings()
-    since = clock.now() - timedelta(seconds=s.login_window_seconds)
-    failures = (
-        db.scalar(
-            select(func.count())
-            .select_from(LoginAttempt)
-            .where(
-                LoginAttempt.identifier_hash == identifier_hash,
-                LoginAttempt.at >= since,
-                LoginAttempt.success.is_(False),
-            )
+    now = clock.now()
+    with unit_of_work(_own_url(db)) as own:
+        attempt = LoginAttempt(identifier_hash=identifier_hash, ip=ip, success=False, at=now)
+        own.add(attempt)
+        own.flush()
+        attempt_id = attempt.id
+    since = now - timedelta(seconds=s.login_window_seconds)
+    failed = LoginAttempt.success.is_(False)
+    if (
+        _count(
+            db, LoginAttempt.identifier_hash == identifier_hash, LoginAttempt.at >= since, failed
         )
-        or 0
-    )
-    by_ip = (
-        db.scalar(
-            select(func.count())
-            .select_from(LoginAttempt)
-            .where(LoginAttempt.ip == ip, LoginAttempt.at >= since, LoginAttempt.success.is_(False))
-        )
-        or 0
-    )
-    if failures >= s.login_max_failures or by_ip >= s.login_max_failures_per_ip:
+        > s.login_max_failures
+        or _count(db, LoginAttempt.ip == ip, LoginAttempt.at >= since, failed)
+        > s.login_max_failures_per_ip
+    ):
         raise TooManyRequests(
             "too many failed logins; try again later",
             detail={"retry_after_seconds": s.login_window_seconds},
         )
+    return attempt_id
 
 
-def _record_attempt(db: Session, identifier_hash: str, ip: str, *, success: bool) -> None:
-    """Failures are written in their own transaction: the request itself rolls back."""
-    attempt = LoginAttempt(identifier_hash=identifier_hash, ip=ip, success=success, at=clock.now())
-    if success:
-        db.add(attempt)
-        return
-    url = db.get_bind().engine.url.render_as_string(hide_password=False)
-    with unit_of_work(url) as own:
-        own.add(attempt)
+def _succeed(db: Session, attempt_id: int) -> None:
+    db.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(success=True))
+
+
+def _forget(db: Session, attempt_id: int) -> None:
+    """Neither success nor failure (a right password still waiting for its TOTP code)."""
+    with unit_of_work(_own_url(db)) as own:
+        own.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt_id))
 
 
 def _identifier_hash(kind: str, value: str) -> str:
     return get_blind_index().digest(f"{kind}:{value}", context="login")
+
+
+def _password_matches(user: User | None, password: str) -> bool:
+    """Verify, spending the same time whether or not the account exists."""
+    if user is None or not user.is_active:
+        verify_password(_dummy_hash(), password)
+        return False
+    return verify_password(user.password_hash, password)
+
+
+@lru_cache(maxsize=4)
+def _dummy_hash_for(_hasher_id: int) -> str:
+    return _password_hasher().hash("not-a-real-password-0")
+
+
+def _dummy_hash() -> str:
+    return _dummy_hash_for(id(_password_hasher()))
 
 
 def authenticate_customer(db: Session, *, mobile: str, password: str, ip: str) -> User:
@@ -270,13 +337,11 @@ def authenticate_customer(db: Session, *, mobile: str, password: str, ip: str) -
         number = normalize_mobile(mobile)
     except ValidationFailed:
         number = mobile.strip()
-    ident = _identifier_hash("mobile", number)
-    _throttle(db, ident, ip)
+    attempt = _begin_attempt(db, _identifier_hash("mobile", number), ip)
     user = db.scalar(select(User).where(User.mobile_index == mobile_index(number)))
-    if user is None or not user.is_active or not verify_password(user.password_hash, password):
-        _record_attempt(db, ident, ip, success=False)
+    if user is None or user.role != Role.customer or not _password_matches(user, password):
         raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
-    _record_attempt(db, ident, ip, success=True)
+    _succeed(db, attempt)
     user.last_login_at = clock.now()
     return user
 
@@ -285,51 +350,54 @@ def authenticate_staff(
     db: Session, *, username: str, password: str, totp: str | None, ip: str
 ) -> User:
     username = username.strip().lower()
-    ident = _identifier_hash("staff", username)
-    _throttle(db, ident, ip)
+    attempt = _begin_attempt(db, _identifier_hash("staff", username), ip)
     user = db.scalar(select(User).where(User.username == username))
-    if (
-        user is None
-        or not user.is_active
-        or user.role not in STAFF_ROLES
-        or not verify_password(user.password_hash, password)
-    ):
-        _record_attempt(db, ident, ip, success=False)
+    if user is not None and user.role not in STAFF_ROLES:
+        user = None
+    if not _password_matches(user, password) or user is None:
         raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
     mfa_required = get_settings().staff_mfa is MfaMode.required
     if mfa_required or totp:
         if not totp:
             # The password was right; say what is missing without counting a failure.
+            _forget(db, attempt)
             raise Unauthenticated(
                 "staff sign-in needs the 6-digit code from the authenticator app",
                 code="totp_required",
                 detail={"field": "totp"},
             )
-        if not _verify_totp(user, totp):
-            _record_attempt(db, ident, ip, success=False)
+        if not _accept_totp(db, user, totp):
             raise Unauthenticated(
                 "the authenticator code is wrong or was already used",
                 code="invalid_totp",
                 detail={"field": "totp"},
             )
-    _record_attempt(db, ident, ip, success=True)
+    _succeed(db, attempt)
     user.last_login_at = clock.now()
     return user
 
 
-def _verify_totp(user: User, code: str) -> bool:
+def _accept_totp(db: Session, user: User, code: str) -> bool:
+    """Accept a code once: the time step is claimed with a conditional update, so two
+    requests racing with the same code cannot both get in."""
     secret = staff_totp_secret(user)
-    if secret is None or not re.fullmatch(r"\d{6}", code.strip()):
+    code = code.strip()
+    if secret is None or not re.fullmatch(r"\d{6}", code):
         return False
     totp = pyotp.TOTP(secret)
-    now = clock.now()
-    step_now = int(now.timestamp()) // totp.interval
+    step_now = int(clock.now().timestamp()) // totp.interval
     for step in (step_now - 1, step_now, step_now + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code.strip()):
-            if user.totp_last_step is not None and step <= user.totp_last_step:
-                return False  # replayed
-            user.totp_last_step = step
-            return True
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            claimed = db.execute(
+                update(User)
+                .where(
+                    User.id == user.id,
+                    or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(getattr(claimed, "rowcount", 0) == 1)
     return False
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -23,12 +23,15 @@ from covernet.core.errors import NotFound, ValidationFailed
 from covernet.core.ids import new_id
 from covernet.core.masking import mask_id_number
 from covernet.core.money import CURRENCY
+from covernet.core.rotation import rotate_column
 from covernet.identity.access import Principal
+from covernet.identity.models import Role
 from covernet.policies.models import Quote
 
 QUOTE_TABLE: Table = Quote.__table__  # type: ignore[assignment]
-QUOTE_COLUMNS = tuple(QUOTE_TABLE.columns)
 ID_CONTEXT = "quote.insured_id"
+# Staff who may read a customer's quote (advice, review); other staff roles may not.
+QUOTE_READERS = frozenset({Role.advisor, Role.compliance, Role.admin})
 ID_INDEX_CONTEXT = "person.id_number"
 
 
@@ -67,9 +70,49 @@ class QuoteIn(BaseModel):
         return data
 
 
+@dataclass(slots=True)
+class QuoteRecord:
+    """One quote as stored (the columns of :class:`Quote`), without ORM bookkeeping:
+    building an ORM instance costs more than pricing on this hot path."""
+
+    id: str
+    product_code: str
+    product_version_id: int
+    plan_code: str
+    term_code: str
+    payment_code: str
+    frequency: str
+    premium_fen: int
+    sum_insured_fen: int
+    currency: str
+    order_amount_fen: int | None
+    insured_birth_date: date | None
+    insured_gender: str | None
+    insured_age: int | None
+    insured_id_enc: str | None
+    insured_id_index: str | None
+    region: str
+    occupation_class: int
+    effective_date: date
+    end_date: date | None
+    customer_id: str | None
+    created_at: datetime
+    valid_until: datetime
+
+    def row(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in RECORD_FIELDS}
+
+    @classmethod
+    def of(cls, quote: Quote) -> QuoteRecord:
+        return cls(**{name: getattr(quote, name) for name in RECORD_FIELDS})
+
+
+RECORD_FIELDS = tuple(QuoteRecord.__slots__)
+
+
 @dataclass(frozen=True)
 class QuoteResult:
-    quote: Quote
+    quote: QuoteRecord
     product: Product
     version: int
     disclosures: list[Disclosure]
@@ -108,7 +151,7 @@ def prepare_quote(snap: catalog.Snapshot, data: QuoteIn, principal: Principal) -
         order_amount_fen=data.order_amount_fen,
     )
     now = clock.now()
-    quote = Quote(
+    quote = QuoteRecord(
         id=new_id(),
         product_code=priced.product_code,
         product_version_id=listed.version_id,
@@ -144,14 +187,10 @@ def prepare_quote(snap: catalog.Snapshot, data: QuoteIn, principal: Principal) -
     )
 
 
-def _row(quote: Quote) -> dict[str, object]:
-    return {column.key: getattr(quote, column.key) for column in QUOTE_COLUMNS}
-
-
 def create_quote(db: Session, data: QuoteIn, principal: Principal) -> QuoteResult:
     """Price and store a quote inside the caller's unit of work."""
     result = prepare_quote(catalog.snapshot(db), data, principal)
-    db.execute(insert(Quote), [_row(result.quote)])
+    db.execute(insert(Quote), [result.quote.row()])
     return result
 
 
@@ -159,19 +198,20 @@ async def create_quote_now(data: QuoteIn, principal: Principal) -> QuoteResult:
     """Price and store a quote from an async route: the row joins the process's group
     commit and this returns once it is committed (see ``core.batch``)."""
     result = prepare_quote(await catalog.current_snapshot(), data, principal)
-    await committer(get_settings().database_url, QUOTE_TABLE).insert(_row(result.quote))
+    await committer(get_settings().database_url, QUOTE_TABLE).insert(result.quote.row())
     return result
 
 
 def get_quote(db: Session, quote_id: str, principal: Principal) -> QuoteResult:
     """A quote made while signed in belongs to that customer: others get 404."""
-    quote = db.get(Quote, quote_id)
-    if quote is None or (
-        quote.customer_id is not None
-        and quote.customer_id != principal.user_id
-        and not principal.is_staff
+    row = db.get(Quote, quote_id)
+    if row is None or (
+        row.customer_id is not None
+        and row.customer_id != principal.user_id
+        and principal.role not in QUOTE_READERS
     ):
         raise NotFound("no such quote", detail={"field": "quote_id"})
+    quote = QuoteRecord.of(row)
     product, version = catalog.product_at_version(db, quote.product_version_id)
     insurer = catalog.snapshot(db).insurers[product.insurer]
     id_number = (
@@ -186,3 +226,8 @@ def get_quote(db: Session, quote_id: str, principal: Principal) -> QuoteResult:
         disclosures_for(product, insurer),
         mask_id_number(id_number) if id_number else None,
     )
+
+
+def rotate_field_keys(db: Session) -> int:
+    """Re-encrypt this domain's personal data under the active key."""
+    return rotate_column(db, Quote.id, Quote.insured_id_enc, context=ID_CONTEXT)

@@ -6,7 +6,10 @@
   parameter.
 * Anonymous forms (login, register): a double-submit cookie ``covernet_csrf``, set
   when the form is shown, must equal the form's ``csrf_token`` field.  The token is
-  signed with the secret key, so a value planted by another site is refused too.
+  signed with the secret key, so nobody can invent one; the cookie is HTTP-only and
+  SameSite=Strict.  A host that can set cookies for this domain (a compromised
+  sibling subdomain) could still plant a token it fetched here, which is why these
+  forms only sign in or register and never act for a signed-in customer.
 """
 
 from __future__ import annotations

@@ -98,6 +98,7 @@ def quote(code: str, request: Request, form: PostedForm, db: Db, who: Public) ->
     try:
         result = create_quote(db, quote_input(listed, values), who)
     except CovernetError as error:
+        db.rollback()  # nothing half-written stays behind
         return _product_page(request, listed, values=values, error=error, status=error.status)
     return _product_page(request, listed, values=values, result=result)
 
@@ -293,6 +294,7 @@ def login(request: Request, form: PostedForm, db: Db, who: Public) -> Response:
                 db, mobile=field(form, "mobile"), password=password, ip=client_ip(request)
             )
     except CovernetError as error:
+        db.rollback()  # nothing half-written stays behind
         return _form_page(
             request,
             who,
@@ -324,8 +326,10 @@ def register(request: Request, form: PostedForm, db: Db, who: Public) -> Respons
             mobile=field(form, "mobile"),
             name=field(form, "name"),
             password=password if isinstance(password, str) else "",
+            ip=client_ip(request),
         )
     except CovernetError as error:
+        db.rollback()  # nothing half-written stays behind
         return _form_page(
             request,
             who,
