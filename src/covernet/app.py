@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,9 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from covernet import __version__
 from covernet.catalog import api as catalog_api
-from covernet.core.config import get_settings
+from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
 from covernet.core.errors import CovernetError
+from covernet.core.runtime import tune_gc
 from covernet.identity import api as identity_api
 from covernet.identity.access import open_route
 from covernet.policies import api as policies_api
@@ -49,9 +52,17 @@ def _respond(request: Request, error: CovernetError) -> Response:
     return JSONResponse(error.to_dict(), status_code=error.status, headers=error_headers(error))
 
 
+@contextlib.asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    if get_settings().env is not Environment.test:  # test runs start many apps in one process
+        tune_gc()
+    yield
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
+        lifespan=lifespan,
         title="Covernet",
         version=__version__,
         description="Selling and servicing insurance online, compliant by construction.",
