@@ -212,6 +212,18 @@ def key_rotate() -> None:
     console.print(f"[green]re-encrypted {total} values[/] with the active key")
 
 
+@app.command()
+def purge() -> None:
+    """Delete or scrub personal data past its retention (R30); run it daily."""
+    from covernet.identity.service import purge_login_attempts
+    from covernet.policies.quotes import scrub_expired_quotes
+
+    with unit_of_work() as db:
+        attempts = purge_login_attempts(db)
+        quotes = scrub_expired_quotes(db)
+    console.print(f"[green]purged[/] {attempts} login records; scrubbed {quotes} expired quotes")
+
+
 def create_demo_accounts(db: Session) -> list[tuple[str, str, str, str]]:
     """Demo staff and customer; existing ones are left as they are. Returns table rows."""
     from covernet.identity import service

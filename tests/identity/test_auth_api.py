@@ -240,7 +240,16 @@ def test_api_keys_for_machine_clients(
     bad = client.get("/api/v1/insurer/products", headers={"X-API-Key": key[:-2] + "xx"})
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_api_key"
     listed = client.get("/api/v1/admin/api-keys", headers=admin).json()
-    assert [k["prefix"] for k in listed] == [created.json()["prefix"]] and "key" not in listed[0]
+    assert listed["total"] == 1 and listed["page"] == 1
+    assert [k["prefix"] for k in listed["items"]] == [created.json()["prefix"]]
+    assert "key" not in listed["items"][0]
+    for n in range(3):
+        body_n = {"name": f"partner {n}", "role": "partner"}
+        assert client.post("/api/v1/admin/api-keys", json=body_n, headers=admin).status_code == 201
+    second = client.get("/api/v1/admin/api-keys?page=2&size=3", headers=admin).json()
+    assert second["total"] == 4 and len(second["items"]) == 1
+    too_big = client.get("/api/v1/admin/api-keys?size=1000", headers=admin)
+    assert too_big.status_code == 422 and "size" in too_big.json()["message"]
     revoked = client.delete(f"/api/v1/admin/api-keys/{created.json()['id']}", headers=admin)
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
     assert client.get("/api/v1/insurer/products", headers=machine).status_code == 401

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     catalog_dir: Path = Path("catalog")
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     quote_valid_minutes: int = Field(default=30, ge=1)
+    # R30: keep personal data only as long as needed (`covernet purge`).
+    quote_personal_data_days: int = Field(default=30, ge=1)
+    login_attempt_days: int = Field(default=30, ge=1)
 
     # Argon2 cost; the test environment lowers it (see identity.passwords).
     password_time_cost: int = Field(default=3, ge=1)

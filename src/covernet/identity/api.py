@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 
 from covernet.core.errors import NotFound
+from covernet.core.pagination import Page, PageParams, page_params
 from covernet.identity import service
 from covernet.identity.access import Admin, AnyUser, Db, Public, client_ip
 from covernet.identity.models import ApiKey, User
@@ -87,9 +90,14 @@ def create_key(body: ApiKeyIn, db: Db, _: Admin) -> ApiKeyCreated:
     return ApiKeyCreated(**key_out(issued.row).model_dump(), key=issued.key)
 
 
-@router.get("/admin/api-keys", response_model=list[ApiKeyOut])
-def list_keys(db: Db, _: Admin) -> list[ApiKeyOut]:
-    return [key_out(row) for row in service.list_api_keys(db)]
+@router.get("/admin/api-keys", response_model=Page[ApiKeyOut])
+def list_keys(
+    db: Db, _: Admin, paging: Annotated[PageParams, Depends(page_params)]
+) -> Page[ApiKeyOut]:
+    rows, total = service.list_api_keys(db, offset=paging.offset, limit=paging.size)
+    return Page(
+        items=[key_out(row) for row in rows], page=paging.page, size=paging.size, total=total
+    )
 
 
 @router.delete("/admin/api-keys/{key_id}", response_model=ApiKeyOut)

@@ -522,5 +522,18 @@ def revoke_api_key(db: Session, key_id: str) -> ApiKey:
     return row
 
 
-def list_api_keys(db: Session) -> list[ApiKey]:
-    return list(db.scalars(select(ApiKey).order_by(ApiKey.created_at.desc())))
+def list_api_keys(db: Session, *, offset: int = 0, limit: int = 20) -> tuple[list[ApiKey], int]:
+    """A page of keys, newest first, and how many there are."""
+    total = db.scalar(select(func.count()).select_from(ApiKey)) or 0
+    rows = db.scalars(
+        select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id).offset(offset).limit(limit)
+    )
+    return list(rows), total
+
+
+def purge_login_attempts(db: Session) -> int:
+    """Delete login records (client addresses) past their retention (R30)."""
+    days = max(get_settings().login_attempt_days, 1)
+    cutoff = clock.now() - timedelta(days=days)
+    result = db.execute(delete(LoginAttempt).where(LoginAttempt.at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, or_, update
 from sqlalchemy.orm import Session
 
 from covernet.catalog import service as catalog
@@ -231,3 +231,18 @@ def get_quote(db: Session, quote_id: str, principal: Principal) -> QuoteResult:
 def rotate_field_keys(db: Session) -> int:
     """Re-encrypt this domain's personal data under the active key."""
     return rotate_column(db, Quote.id, Quote.insured_id_enc, context=ID_CONTEXT)
+
+
+def scrub_expired_quotes(db: Session) -> int:
+    """Remove the insured's identity from quotes long expired (R30); prices, ages and
+    regions stay for statistics.  Returns how many quotes were scrubbed."""
+    cutoff = clock.now() - timedelta(days=get_settings().quote_personal_data_days)
+    result = db.execute(
+        update(Quote)
+        .where(
+            Quote.valid_until < cutoff,
+            or_(Quote.insured_id_enc.is_not(None), Quote.insured_birth_date.is_not(None)),
+        )
+        .values(insured_id_enc=None, insured_id_index=None, insured_birth_date=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -131,7 +131,9 @@ def quote_input(listed: ListedProduct, values: dict[str, str]) -> QuoteIn:
             ) from None
     if values["occupation_class"]:
         if not values["occupation_class"].isdigit():
-            raise wrong("occupation_not_covered", "choose an occupation class", "occupation_class")
+            raise wrong(
+                "invalid_occupation_class", "choose an occupation class", "occupation_class"
+            )
         data["occupation_class"] = int(values["occupation_class"])
     if values["order_amount"]:
         try:
