@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -18,7 +19,7 @@ from covernet import __version__
 from covernet.catalog import api as catalog_api
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
-from covernet.core.errors import CovernetError
+from covernet.core.errors import CovernetError, ErrorOut
 from covernet.core.runtime import tune_gc
 from covernet.identity import api as identity_api
 from covernet.identity.access import open_route
@@ -132,4 +133,38 @@ def create_app() -> FastAPI:
         """A bare endpoint: no database, no caller; the baseline for benchmarks."""
         return {"pong": "ok"}
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+ERROR_STATUSES = {
+    "400": "rejected: the input breaks a rule (the error code names it)",
+    "401": "not signed in, or the credential is not valid",
+    "403": "signed in, but not allowed",
+    "404": "not found (or not yours)",
+    "409": "conflicts with the current state",
+    "422": "malformed request",
+    "429": "too many attempts; see Retry-After",
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the error format Covernet really answers with."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["Error"] = ErrorOut.model_json_schema()
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            for status, meaning in ERROR_STATUSES.items():
+                responses[status] = {"description": meaning, **ref}
+            responses.setdefault("500", {"description": "unexpected failure", **ref})
+    app.openapi_schema = schema
+    return schema

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 
 class CovernetError(Exception):
     """Base of every domain error. ``status`` is the HTTP status it maps to."""
@@ -76,3 +78,11 @@ class Unprocessable(CovernetError):
 class TooManyRequests(CovernetError):
     code = "rate_limited"
     status = 429
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: str = Field(description="stable machine code, e.g. age_out_of_range")
+    message: str = Field(description="what went wrong, for people")
+    detail: Any = Field(default=None, description="the field or values concerned, if any")
