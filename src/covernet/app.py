@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from covernet import __version__
 from covernet.catalog import api as catalog_api
+from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
 from covernet.core.errors import CovernetError, ErrorOut
@@ -159,6 +160,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     components["Error"] = ErrorOut.model_json_schema()
+    components.update(component_schemas())
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for path in schema.get("paths", {}).values():
         for operation in path.values():

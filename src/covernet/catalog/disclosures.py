@@ -8,6 +8,8 @@ least as large as the product name (R7) and are confirmed on their own page (R13
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from covernet.catalog.spec import HEALTH_LINES, NOT_GUARANTEED_RENEWAL, Insurer, Kind, Product
 from covernet.core.i18n_text import I18nText
@@ -29,6 +31,16 @@ class Disclosure:
     text: I18nText
     emphasis: bool
     rule: str
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        """The JSON form (built once: disclosures live as long as their catalog version)."""
+        return {
+            "code": self.code,
+            "text": self.text.model_dump(),
+            "emphasis": self.emphasis,
+            "rule": self.rule,
+        }
 
 
 def yuan(fen: int) -> str:

@@ -181,6 +181,17 @@ def open_route(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     return endpoint
 
 
+def public_route(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a hot route open to anyone that finds its caller itself with
+    :func:`identify` (one dependency less to solve on every request)."""
+    return open_route(endpoint)
+
+
+async def identify(request: Request) -> Principal:
+    """The caller (anonymous when no credential is sent); CSRF-checked for cookies."""
+    return await _principal(request)
+
+
 Public = Annotated[Principal, allow(anonymous=True)]
 Customer = Annotated[Principal, allow(Role.customer)]
 AnyUser = Annotated[Principal, allow(*Role)]

@@ -6,10 +6,11 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from covernet.identity.access import Db, Public
+from covernet.core.bodies import json_body_doc, parse_json_body
+from covernet.identity.access import Db, Public, identify, public_route
 from covernet.policies.quotes import QuoteIn, QuoteResult, create_quote_now, get_quote
 
 router = APIRouter(prefix="/api/v1", tags=["quotes"])
@@ -64,10 +65,7 @@ def quote_body(result: QuoteResult) -> dict[str, Any]:
         "effective_date": q.effective_date,
         "end_date": q.end_date,
         "valid_until": q.valid_until,
-        "disclosures": [
-            {"code": d.code, "text": d.text.model_dump(), "emphasis": d.emphasis, "rule": d.rule}
-            for d in result.disclosures
-        ],
+        "disclosures": [d.body for d in result.disclosures],
     }
 
 
@@ -75,9 +73,18 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-@router.post("/quotes", status_code=201, response_model=QuoteOut)
-async def post_quote(body: QuoteIn, who: Public) -> Response:
-    """Price a plan for an insured.  Answers once the quote is stored."""
+@router.post(
+    "/quotes", status_code=201, response_model=QuoteOut, openapi_extra=json_body_doc(QuoteIn)
+)
+@public_route
+async def post_quote(request: Request) -> Response:
+    """Price a plan for an insured (anyone may; a signed-in customer's quote is theirs).
+
+    Answers once the quote is stored.  The hot path of the platform: the body is parsed
+    straight from JSON and anonymous callers cost no database read.
+    """
+    body = parse_json_body(QuoteIn, await request.body())
+    who = await identify(request)
     return _json(quote_body(await create_quote_now(body, who)), 201)
 
 
