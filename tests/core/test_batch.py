@@ -89,3 +89,41 @@ def test_a_lone_row_is_written_at_once(db_url: str, loaded_catalog: object, coun
     asyncio.run(main())
     with unit_of_work(db_url) as db:
         assert db.scalar(select(func.count()).select_from(Quote)) == count
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlite_writers_wait_for_another_process_holding_the_write_lock(
+    db_url: str, loaded_catalog: object
+) -> None:
+    import fcntl
+    import threading
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    with unit_of_work(db_url) as db:
+        version_id = db.scalars(select(ProductVersion.id)).first()
+    assert version_id is not None
+    lock_path = Path(str(make_url(db_url).database) + ".writelock")
+    other = lock_path.open("a")  # another open file: as good as another process
+    fcntl.flock(other, fcntl.LOCK_EX)
+    released = threading.Event()
+
+    def release_later() -> None:
+        released.wait(0.3)
+        fcntl.flock(other, fcntl.LOCK_UN)
+
+    async def main() -> int:
+        writer = committer(db_url, QUOTE_TABLE)
+        task = asyncio.ensure_future(writer.insert(_row(version_id)))
+        await asyncio.sleep(0.1)
+        with unit_of_work(db_url) as db:  # not written while the lock is held
+            assert db.scalar(select(func.count()).select_from(Quote)) == 0
+        threading.Thread(target=release_later).start()
+        await task
+        return writer.rows
+
+    assert asyncio.run(main()) == 1
+    other.close()
+    with unit_of_work(db_url) as db:
+        assert db.scalar(select(func.count()).select_from(Quote)) == 1
