@@ -84,3 +84,10 @@ def test_specific_health_questions_pass() -> None:
         "kidney disease?",
     }
     assert Product.model_validate(data).health_questions
+
+
+def test_years_of_premiums_cannot_outlast_a_short_term() -> None:
+    data = _accident(giftable=False)
+    data["payment_options"][0]["years"] = 20
+    with pytest.raises(ValueError, match="outlast the short term"):
+        Product.model_validate(data)

@@ -404,6 +404,11 @@ class Product(_Model):
                         f"payment {payment.code}: {payment.years} years of premiums outlast "
                         f"the {term.years}-year term {term.code}"
                     )
+                if term.days is not None or term.months is not None:
+                    out.append(
+                        f"payment {payment.code}: {payment.years} years of premiums outlast "
+                        f"the short term {term.code}"
+                    )
                 if term.to_age is not None and max_age + payment.years > term.to_age:
                     out.append(
                         f"payment {payment.code}: an insured aged {max_age} would pay premiums "
