@@ -127,3 +127,36 @@ def test_sqlite_writers_wait_for_another_process_holding_the_write_lock(
     other.close()
     with unit_of_work(db_url) as db:
         assert db.scalar(select(func.count()).select_from(Quote)) == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_busy_sqlite_database_never_blocks_the_event_loop(
+    db_url: str, loaded_catalog: object
+) -> None:
+    """Another connection holds SQLite's write lock: the batch goes to a worker thread
+    and the event loop keeps running meanwhile."""
+    import threading
+
+    from covernet.core.db import get_engine
+
+    with unit_of_work(db_url) as db:
+        version_id = db.scalars(select(ProductVersion.id)).first()
+    assert version_id is not None
+    holder = get_engine(db_url).raw_connection()
+    holder.cursor().execute("BEGIN IMMEDIATE")  # take SQLite's write lock
+    threading.Timer(0.3, holder.commit).start()
+
+    async def main() -> int:
+        writer = committer(db_url, QUOTE_TABLE)
+        task = asyncio.ensure_future(writer.insert(_row(version_id)))
+        ticks = 0
+        while not task.done():  # the loop is free while the insert waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        await task
+        return ticks
+
+    assert asyncio.run(main()) >= 10
+    holder.close()
+    with unit_of_work(db_url) as db:
+        assert db.scalar(select(func.count()).select_from(Quote)) == 1

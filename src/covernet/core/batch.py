@@ -28,7 +28,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from covernet.core.db import get_engine
+from covernet.core.db import SQLITE_BUSY_TIMEOUT_MS, get_engine
 
 MAX_BATCH = 500
 
@@ -155,24 +155,34 @@ class _SqliteInserter:
         except BlockingIOError:
             return False
         try:
-            self._insert(rows)
+            # Never wait on the event loop: if any other connection (a sync request, a
+            # CLI command) holds SQLite's own write lock, hand the batch to a thread.
+            return self._insert(rows, busy_timeout_ms=0)
         finally:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
-        return True
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Wait for the lock, then write (called in a worker thread)."""
         with sqlite_write_lock(self.url):
-            self._insert(rows)
+            self._insert(rows, busy_timeout_ms=None)
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
+    def _insert(self, rows: list[dict[str, Any]], *, busy_timeout_ms: int | None) -> bool:
+        """Insert and commit; ``False`` if SQLite was busy and ``busy_timeout_ms`` is 0."""
         params = self._params(rows)
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
+            if busy_timeout_ms is not None:
+                cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             try:
                 cursor.executemany(self.sql, params)
                 connection.commit()
+                return True
+            except sqlite3.OperationalError as exc:
+                connection.rollback()
+                if busy_timeout_ms == 0 and "locked" in str(exc):
+                    return False
+                raise
             except sqlite3.IntegrityError as exc:
                 connection.rollback()
                 raise IntegrityError(self.sql, None, exc) from exc
@@ -180,6 +190,8 @@ class _SqliteInserter:
                 connection.rollback()
                 raise
             finally:
+                if busy_timeout_ms is not None:
+                    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
                 cursor.close()
         finally:
             connection.close()
