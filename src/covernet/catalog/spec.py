@@ -254,13 +254,24 @@ class CashValues(_Model):
 
     basis: I18nText
     rows: list[CashValueRow] = Field(min_length=1)
+    # The reference insured's premiums, so pages can set cash values against premiums paid.
+    annual_premium_fen: Annotated[int, Field(ge=1)] | None = None
+    payment_years: int | None = Field(default=None, ge=1, le=100)
 
     @model_validator(mode="after")
     def _years(self) -> CashValues:
         years = [r.policy_year for r in self.rows]
         if years != sorted(set(years)):
             raise ValueError("cash values: policy years must increase without repeats")
+        if (self.annual_premium_fen is None) != (self.payment_years is None):
+            raise ValueError("cash values: give the annual premium and the payment years together")
         return self
+
+    def premiums_paid(self, policy_year: int) -> int | None:
+        """Premiums the reference insured has paid by the end of ``policy_year``."""
+        if self.annual_premium_fen is None or self.payment_years is None:
+            return None
+        return self.annual_premium_fen * min(policy_year, self.payment_years)
 
 
 class Surrender(_Model):

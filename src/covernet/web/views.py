@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from covernet.catalog.disclosures import Disclosure, disclosures_for
+from covernet.catalog.disclosures import Disclosure
 from covernet.catalog.pricing import is_on_sale, price_from
 from covernet.catalog.service import ListedProduct
-from covernet.catalog.spec import LINE_LABELS, Frequency, Line, Product
+from covernet.catalog.spec import LINE_LABELS, CashValues, Frequency, Line, Product
 from covernet.core.i18n import has_message, translate
 from covernet.core.i18n_text import I18nText
 from covernet.core.money import format_fen, format_fen_compact
@@ -166,7 +166,7 @@ def product_page(listed: ListedProduct, today: date, lang: str) -> dict[str, Any
     """Everything the product page shows beyond the declaration itself."""
     p = listed.product
     insurer = listed.insurer
-    disclosures: list[Disclosure] = disclosures_for(p, insurer)
+    disclosures: list[Disclosure] = list(listed.disclosures)
     return {
         "listed": listed,
         "product": p,
@@ -200,6 +200,7 @@ def product_page(listed: ListedProduct, today: date, lang: str) -> dict[str, Any
             else days_text(p.cooling_off_days, lang, "product.none")
         ),
         "quote_data": quote_script_data(p, lang),
+        "cash_chart": cash_value_chart(p.cash_values, lang),
     }
 
 
@@ -224,4 +225,73 @@ def quote_script_data(product: Product, lang: str) -> dict[str, Any]:
             "whole_life": translate("quote.whole_life", lang),
             "busy": translate("quote.busy", lang),
         },
+    }
+
+
+CHART_W, CHART_H = 340, 200
+CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 52, 12, 14, 30
+
+
+def _nice_ceiling(value: int) -> int:
+    """Round up to 1, 2, 2.5 or 5 times a power of ten (axis maximum)."""
+    magnitude: int = 10 ** (len(str(max(value, 1))) - 1)
+    for tenths in (10, 20, 25, 50):
+        candidate = tenths * magnitude // 10
+        if candidate >= value:
+            return candidate
+    return 10 * magnitude
+
+
+def cash_value_chart(cash_values: CashValues | None, lang: str) -> dict[str, Any] | None:
+    """An SVG line chart of cash value against premiums paid, by policy year.
+
+    People see at a glance what surrendering early costs (R5, R17); the table stays
+    below it for exact figures.  ``None`` when the product publishes no premiums to
+    compare with.
+    """
+    if cash_values is None or cash_values.annual_premium_fen is None:
+        return None
+    rows = cash_values.rows
+    paid = [cash_values.premiums_paid(r.policy_year) or 0 for r in rows]
+    top = _nice_ceiling(max(max(r.value_fen for r in rows), max(paid)))
+    last_year = rows[-1].policy_year
+    plot_w = CHART_W - CHART_LEFT - CHART_RIGHT
+    plot_h = CHART_H - CHART_TOP - CHART_BOTTOM
+
+    def x(year: int) -> float:
+        return CHART_LEFT + plot_w * year / last_year
+
+    def y(fen: int) -> float:
+        return CHART_TOP + plot_h * (1 - fen / top)
+
+    def points(values: list[int]) -> str:
+        return " ".join(
+            f"{x(r.policy_year):.1f},{y(v):.1f}" for r, v in zip(rows, values, strict=True)
+        )
+
+    crossing = next(
+        (r.policy_year for r, p in zip(rows, paid, strict=True) if r.value_fen >= p), None
+    )
+    summary = (
+        translate("product.chart.breakeven", lang, n=crossing)
+        if crossing is not None
+        else translate("product.chart.no_breakeven", lang)
+    )
+    return {
+        "width": CHART_W,
+        "height": CHART_H,
+        "value_points": points([r.value_fen for r in rows]),
+        "paid_points": points(paid),
+        "y_ticks": [
+            {"y": f"{y(v):.1f}", "label": format_fen_compact(v, lang=lang)}
+            for v in (0, top // 2, top)
+        ],
+        "x_ticks": [
+            {"x": f"{x(year):.1f}", "label": str(year)}
+            for year in sorted({rows[0].policy_year, (last_year + 1) // 2, last_year})
+        ],
+        "left": CHART_LEFT,
+        "right": CHART_W - CHART_RIGHT,
+        "bottom": CHART_H - CHART_BOTTOM,
+        "summary": summary,
     }
