@@ -160,3 +160,65 @@ def test_a_busy_sqlite_database_never_blocks_the_event_loop(
     holder.close()
     with unit_of_work(db_url) as db:
         assert db.scalar(select(func.count()).select_from(Quote)) == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_group_commit_stores_values_exactly_as_the_orm_does(
+    db_url: str, loaded_catalog: object
+) -> None:
+    """Dates and aware datetimes are text on SQLite: both paths must write the same text,
+    or comparisons and ordering in SQL would go wrong."""
+    from sqlalchemy import insert, text
+
+    with unit_of_work(db_url) as db:
+        version_id = db.scalars(select(ProductVersion.id)).first()
+    assert version_id is not None
+    moment = datetime(2026, 11, 1, 4, 5, 6, 789, tzinfo=UTC)
+    grouped = _row(version_id, created_at=moment, valid_until=moment)
+    plain = _row(version_id, created_at=moment, valid_until=moment)
+
+    async def main() -> None:
+        await committer(db_url, QUOTE_TABLE).insert(grouped)
+
+    asyncio.run(main())
+    with unit_of_work(db_url) as db:
+        db.execute(insert(Quote), [plain])
+    with unit_of_work(db_url) as db:
+        stored = db.execute(
+            text("SELECT id, created_at, valid_until, effective_date, end_date FROM quotes")
+        ).all()
+        as_text = {row[0]: tuple(row[1:]) for row in stored}
+        assert as_text[grouped["id"]] == as_text[plain["id"]]
+        matched = db.scalars(select(Quote.id).where(Quote.valid_until == moment)).all()
+        assert set(matched) == {grouped["id"], plain["id"]}
+
+
+def test_a_database_failure_fails_the_whole_batch_at_once(
+    db_url: str, loaded_catalog: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a row's fault: no row-by-row retries (each could wait a full busy timeout)."""
+    from sqlalchemy.exc import OperationalError
+
+    from covernet.core.batch import GroupCommitter
+
+    with unit_of_work(db_url) as db:
+        version_id = db.scalars(select(ProductVersion.id)).first()
+    assert version_id is not None
+    calls: list[int] = []
+
+    async def broken(self: GroupCommitter, rows: list[dict[str, object]]) -> None:
+        calls.append(len(rows))
+        raise OperationalError("INSERT", None, Exception("database is down"))
+
+    monkeypatch.setattr(GroupCommitter, "_commit", broken)
+
+    async def main() -> list[BaseException | None]:
+        writer = committer(db_url, QUOTE_TABLE)
+        results = await asyncio.gather(
+            *(writer.insert(_row(version_id)) for _ in range(10)), return_exceptions=True
+        )
+        return [r if isinstance(r, BaseException) else None for r in results]
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, OperationalError) for o in outcomes)
+    assert calls == [10]

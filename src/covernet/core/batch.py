@@ -26,11 +26,13 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from covernet.core.db import SQLITE_BUSY_TIMEOUT_MS, get_engine
 
 MAX_BATCH = 500
+# Errors a single row can cause; anything else is the database's and fails the batch.
+ROW_ERRORS = (IntegrityError, DataError, ValueError)
 
 
 @contextlib.contextmanager
@@ -80,7 +82,8 @@ class GroupCommitter:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._commit([row for row, _ in batch])
-            except Exception:
+            except ROW_ERRORS:
+                # One row broke a rule: find it, and let the others through.
                 for row, future in batch:
                     try:
                         await self._commit([row])
@@ -88,9 +91,20 @@ class GroupCommitter:
                         _settle(future, exc)
                     else:
                         _settle(future, None)
+            except Exception as exc:
+                # The database itself failed (down, busy past its timeout): the whole
+                # batch fails at once rather than row after row.
+                for _, future in batch:
+                    _settle(future, exc)
             else:
                 for _, future in batch:
                     _settle(future, None)
+
+    def close(self) -> None:
+        if self._task is not None and not self._task.done() and not self.loop.is_closed():
+            self._task.cancel()
+        if self._sqlite is not None:
+            self._sqlite.close()
 
     async def _commit(self, rows: list[dict[str, Any]]) -> None:
         # SQLite is in-process and a WAL commit takes about 0.1 ms: when no other process
@@ -131,20 +145,33 @@ class _SqliteInserter:
         self.engine = get_engine(url)
         dialect = self.engine.dialect
         self.columns = [column.key for column in table.columns]
-        self.processors = [column.type.bind_processor(dialect) for column in table.columns]
+        # The dialect's own processors (SQLite stores dates and datetimes as text in its
+        # own format): exactly what an ORM insert would send.
+        self.processors = [
+            column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns
+        ]
         names = ", ".join(column.name for column in table.columns)
         marks = ", ".join("?" for _ in table.columns)
         self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
         self.lock_path = Path(str(make_url(url).database) + ".writelock")
         self._handle = self.lock_path.open("a")
+        # A connection of its own: checking one out of the pool on the event loop could
+        # wait for the pool.  Batches are written one at a time, so one suffices.
+        self._connection: Any = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._handle.close()
 
     def _params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         pairs = list(zip(self.columns, self.processors, strict=True))
+        missing = [key for key in self.columns if key not in rows[0]]
+        if missing:
+            raise ValueError(f"rows for {self.sql.split()[2]} lack columns {missing}")
         return [
-            tuple(
-                row[key] if proc is None or row[key] is None else proc(row[key])
-                for key, proc in pairs
-            )
+            tuple(row[key] if proc is None else proc(row[key]) for key, proc in pairs)
             for row in rows
         ]
 
@@ -169,32 +196,31 @@ class _SqliteInserter:
     def _insert(self, rows: list[dict[str, Any]], *, busy_timeout_ms: int | None) -> bool:
         """Insert and commit; ``False`` if SQLite was busy and ``busy_timeout_ms`` is 0."""
         params = self._params(rows)
-        connection = self.engine.raw_connection()
+        if self._connection is None:
+            self._connection = self.engine.raw_connection()
+        connection = self._connection
+        cursor = connection.cursor()
+        if busy_timeout_ms is not None:
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         try:
-            cursor = connection.cursor()
-            if busy_timeout_ms is not None:
-                cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            try:
-                cursor.executemany(self.sql, params)
-                connection.commit()
-                return True
-            except sqlite3.OperationalError as exc:
-                connection.rollback()
-                if busy_timeout_ms == 0 and "locked" in str(exc):
-                    return False
-                raise
-            except sqlite3.IntegrityError as exc:
-                connection.rollback()
-                raise IntegrityError(self.sql, None, exc) from exc
-            except BaseException:
-                connection.rollback()
-                raise
-            finally:
-                if busy_timeout_ms is not None:
-                    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                cursor.close()
+            cursor.executemany(self.sql, params)
+            connection.commit()
+            return True
+        except sqlite3.OperationalError as exc:
+            connection.rollback()
+            if busy_timeout_ms == 0 and "locked" in str(exc):
+                return False
+            raise
+        except sqlite3.IntegrityError as exc:
+            connection.rollback()
+            raise IntegrityError(self.sql, None, exc) from exc
+        except BaseException:
+            connection.rollback()
+            raise
         finally:
-            connection.close()
+            if busy_timeout_ms is not None:
+                cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.close()
 
 
 def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
@@ -225,4 +251,6 @@ def committer(url: str, table: Table) -> GroupCommitter:
 
 def forget_committers() -> None:
     with _lock:
+        for found in _committers.values():
+            found.close()
         _committers.clear()
