@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covernet import __version__
 from covernet.catalog import api as catalog_api
@@ -61,6 +62,41 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+class ContainUnexpectedErrors:
+    """Answer an unexpected failure with the platform's error format, and log only its
+    type and route: exception messages may carry personal data, so the exception is not
+    passed on to the server's own error log either."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            request = Request(scope)
+            log.error("unhandled %s on %s %s", type(exc).__name__, request.method, scope["path"])
+            if started:
+                return  # the answer is already on its way; nothing better can be sent
+            error = CovernetError(
+                "something went wrong on our side; please try again",
+                code="internal_error",
+                status=500,
+            )
+            await _respond(request, error)(scope, receive, send)
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
@@ -91,16 +127,7 @@ def create_app() -> FastAPI:
         )
         return _respond(request, error)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # Only the type and route are logged: messages may carry personal data.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        error = CovernetError(
-            "something went wrong on our side; nothing was saved, please try again",
-            code="internal_error",
-            status=500,
-        )
-        return _respond(request, error)
+    app.add_middleware(ContainUnexpectedErrors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -91,3 +91,28 @@ def test_years_of_premiums_cannot_outlast_a_short_term() -> None:
     data["payment_options"][0]["years"] = 20
     with pytest.raises(ValueError, match="outlast the short term"):
         Product.model_validate(data)
+
+
+def test_specific_questions_mentioning_other_insurers_are_fine() -> None:
+    data = product_data("medical-million")
+    data["health_questions"][0]["text"] = {
+        "zh": "过去两年内是否曾被其他保险公司拒保、延期或加费承保？",
+        "en": "In the past two years, has another insurer declined, postponed or rated you?",
+    }
+    assert Product.model_validate(data).health_questions
+
+
+def test_a_gift_over_days_paid_monthly_counts_every_month() -> None:
+    data = _accident(terms_options=[{"code": "365d", "label": {"zh": "365天"}, "days": 365}])
+    data["plans"] = data["plans"][:1]
+    data["plans"][0]["premiums"][0]["premium_fen"] = 10_00  # 13 months of ¥10
+    with pytest.raises(ValueError, match="whole gift"):
+        Product.model_validate(data)
+
+
+def test_years_of_premiums_may_fit_a_term_given_in_months() -> None:
+    data = _accident(
+        giftable=False, terms_options=[{"code": "24m", "label": {"zh": "24个月"}, "months": 24}]
+    )
+    data["payment_options"][0]["years"] = 2
+    assert Product.model_validate(data).payment_options[0].years == 2

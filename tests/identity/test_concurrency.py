@@ -86,7 +86,7 @@ def test_registrations_per_address_are_limited(
 
 
 def test_unexpected_errors_answer_in_the_error_format(
-    app: Any, monkeypatch: pytest.MonkeyPatch
+    app: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from starlette.testclient import TestClient
 
@@ -101,3 +101,6 @@ def test_unexpected_errors_answer_in_the_error_format(
     assert response.status_code == 500
     body = response.json()
     assert body["error"] == "internal_error" and "13800138000" not in response.text
+    # Logged by type and route only; the message (personal data) is not passed on.
+    assert "RuntimeError" in caplog.text and "/api/v1/products" in caplog.text
+    assert "13800138000" not in caplog.text

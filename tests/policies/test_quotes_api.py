@@ -179,3 +179,46 @@ def test_concurrent_quotes_are_all_stored_before_the_answer(app: Any, db_url: st
     with unit_of_work(db_url) as db:
         stored = set(db.scalars(select(Quote.id)))
     assert stored == ids and len(ids) == 60
+
+
+def test_cookie_signed_quotes_need_the_csrf_token_and_belong_to_the_customer(
+    client: Any, anon_client: Any, db_url: str, customer: dict[str, str]
+) -> None:
+    from covernet.identity import service
+    from covernet.identity.access import SESSION_COOKIE
+    from covernet.identity.models import User
+
+    with unit_of_work(db_url) as db:
+        user = db.get(User, customer["id"])
+        assert user is not None
+        issued = service.open_session(db, user, kind="cookie", user_agent="test")
+        csrf = issued.session.csrf_token
+    client.cookies.set(SESSION_COOKIE, issued.token)
+    body = {**ACCIDENT, "insured": ADULT}
+    refused = client.post("/api/v1/quotes", json=body)
+    assert refused.status_code == 403 and refused.json()["error"] == "csrf_failed"
+    made = client.post("/api/v1/quotes", json=body, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201
+    quote_id = made.json()["quote_id"]
+    with unit_of_work(db_url) as db:
+        stored = db.get(Quote, quote_id)
+        assert stored is not None and stored.customer_id == customer["id"]
+    assert client.get(f"/api/v1/quotes/{quote_id}").status_code == 200
+    assert anon_client.get(f"/api/v1/quotes/{quote_id}").status_code == 404
+
+
+def test_bearer_quotes_belong_to_the_customer(
+    client: Any, db_url: str, customer: dict[str, str], customer_headers: dict[str, str]
+) -> None:
+    made = client.post(
+        "/api/v1/quotes", json={**ACCIDENT, "insured": ADULT}, headers=customer_headers
+    )
+    with unit_of_work(db_url) as db:
+        stored = db.get(Quote, made.json()["quote_id"])
+        assert stored is not None and stored.customer_id == customer["id"]
+    bad = client.post(
+        "/api/v1/quotes",
+        json={**ACCIDENT, "insured": ADULT},
+        headers={"Authorization": "Bearer not-a-token"},
+    )
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_token"

@@ -30,11 +30,12 @@ NOT_GUARANTEED_RENEWAL = "不保证续保"
 
 # R6: health questions must be specific; these catch-all phrasings are refused.
 CATCH_ALL_PATTERNS = (
-    r"其[他它]",  # 其他/其它疾病、其他情况…
+    r"其[他它](任何)?的?(疾病|异常|症状|病症|情况|问题|不适|健康)",
     r"任何(疾病|异常|症状|不适|情况)",
     r"(以外|之外)的?(疾病|异常|症状|情况)",
     r"未(列明|列出|提及|列举)",
-    r"不适",
+    r"(有无|是否有|有没有|任何)(身体)?不适",
+    r"身体(有无|是否)?不适",
     r"是否健康",
     r"身体(是否)?(健康|良好|正常)",
     r"\bany other\b",
@@ -415,7 +416,14 @@ class Product(_Model):
                         f"payment {payment.code}: {payment.years} years of premiums outlast "
                         f"the {term.years}-year term {term.code}"
                     )
-                if term.days is not None or term.months is not None:
+                short_months = (
+                    term.months
+                    if term.months is not None
+                    else -(-term.days // 30)
+                    if term.days is not None
+                    else None
+                )
+                if short_months is not None and payment.years * 12 > short_months:
                     out.append(
                         f"payment {payment.code}: {payment.years} years of premiums outlast "
                         f"the short term {term.code}"
@@ -538,6 +546,8 @@ def payments_in(term: Term, payment: Payment) -> int:
             return term.months
         if term.years is not None:
             return 12 * term.years
+        if term.days is not None:
+            return -(-term.days // 30)  # a month's premium for every started 30 days
         return 1
     if payment.frequency is Frequency.annual and term.years is not None:
         return term.years if payment.years is None else min(term.years, payment.years)

@@ -36,10 +36,13 @@ def rotate_column(
             return rotated
         for key, token in rows:
             if cipher.needs_rotation(token):
-                db.execute(
+                # Only if the value is still the one read: a concurrent change (a purge
+                # scrubbing it, say) must not be overwritten with the old value.
+                changed = db.execute(
                     update(table)
-                    .where(primary_key == key)
+                    .where(primary_key == key, column == token)
                     .values({column.key: cipher.rotate(token, context=context)})
+                    .execution_options(synchronize_session=False)
                 )
-                rotated += 1
+                rotated += int(getattr(changed, "rowcount", 0) or 0)
         last = rows[-1][0]

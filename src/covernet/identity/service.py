@@ -339,7 +339,9 @@ def authenticate_customer(db: Session, *, mobile: str, password: str, ip: str) -
         number = mobile.strip()
     attempt = _begin_attempt(db, _identifier_hash("mobile", number), ip)
     user = db.scalar(select(User).where(User.mobile_index == mobile_index(number)))
-    if user is None or user.role != Role.customer or not _password_matches(user, password):
+    if user is not None and user.role != Role.customer:
+        user = None  # staff sign in by username; checked below at the same cost
+    if not _password_matches(user, password) or user is None:
         raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
     _succeed(db, attempt)
     user.last_login_at = clock.now()
