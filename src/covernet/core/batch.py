@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import psycopg
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
@@ -66,6 +67,8 @@ class GroupCommitter:
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._sqlite = _SqliteInserter(url, table) if _is_sqlite_file(url) else None
+        backend = make_url(url).get_backend_name()
+        self._postgres = _PostgresInserter(url, table) if backend == "postgresql" else None
 
     async def insert(self, row: dict[str, Any]) -> None:
         """Return once ``row`` is committed; raise what its insert raised."""
@@ -105,10 +108,18 @@ class GroupCommitter:
             self._task.cancel()
         if self._sqlite is not None:
             self._sqlite.close()
+        if self._postgres is not None:
+            self._postgres.close()
 
     async def _commit(self, rows: list[dict[str, Any]]) -> None:
-        # SQLite is in-process and a WAL commit takes about 0.1 ms: when no other process
-        # holds the write lock, writing right here is cheaper than a hop to a thread.
+        # PostgreSQL: an async connection of the committer's own, so waiting for the
+        # server costs no thread.  SQLite is in-process and a WAL commit takes about
+        # 0.1 ms: when no other process holds the write lock, writing right here is
+        # cheaper than a hop to a thread.
+        if self._postgres is not None:
+            await self._postgres.write(rows)
+            self._count(rows)
+            return
         if self._sqlite is not None and self._sqlite.try_write(rows):
             self._count(rows)
             return
@@ -130,6 +141,64 @@ class GroupCommitter:
         self.rows += len(rows)
 
 
+def _processors(table: Table, url: str) -> tuple[list[str], list[Any]]:
+    """Column keys and the dialect's bind processors: values are sent exactly as an ORM
+    insert would send them."""
+    dialect = get_engine(url).dialect
+    keys = [column.key for column in table.columns]
+    processors = [
+        column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns
+    ]
+    return keys, processors
+
+
+def _bind(
+    rows: list[dict[str, Any]], keys: list[str], processors: list[Any]
+) -> list[tuple[Any, ...]]:
+    missing = [key for key in keys if key not in rows[0]]
+    if missing:
+        raise ValueError(f"rows lack columns {missing}")
+    pairs = list(zip(keys, processors, strict=True))
+    return [tuple(row[k] if proc is None else proc(row[k]) for k, proc in pairs) for row in rows]
+
+
+class _PostgresInserter:
+    """One multi-row INSERT per batch over an async psycopg connection in autocommit:
+    a single statement (atomic by itself) and a single round trip."""
+
+    def __init__(self, url: str, table: Table) -> None:
+        self.keys, self.processors = _processors(table, url)
+        self.conninfo = (
+            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        names = ", ".join(column.name for column in table.columns)
+        self.head = f"INSERT INTO {table.name} ({names}) VALUES "  # noqa: S608
+        self.row_marks = "(" + ", ".join("%s" for _ in table.columns) + ")"
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+
+    async def write(self, rows: list[dict[str, Any]]) -> None:
+        params = [value for row in _bind(rows, self.keys, self.processors) for value in row]
+        sql = self.head + ", ".join([self.row_marks] * len(rows))
+        if self._connection is None or self._connection.closed:
+            self._connection = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+        try:
+            await self._connection.execute(sql, params)
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(sql, None, exc) from exc
+        except psycopg.errors.DataError as exc:
+            raise DataError(sql, None, exc) from exc
+        except psycopg.OperationalError:
+            await self._connection.close()
+            raise
+
+    def close(self) -> None:
+        """Close from outside the event loop (the loop may be gone): end the libpq
+        connection directly."""
+        if self._connection is not None and not self._connection.closed:
+            self._connection.pgconn.finish()
+        self._connection = None
+
+
 def _is_sqlite_file(url: str) -> bool:
     parsed = make_url(url)
     return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
@@ -143,13 +212,8 @@ class _SqliteInserter:
     def __init__(self, url: str, table: Table) -> None:
         self.url = url
         self.engine = get_engine(url)
-        dialect = self.engine.dialect
-        self.columns = [column.key for column in table.columns]
-        # The dialect's own processors (SQLite stores dates and datetimes as text in its
-        # own format): exactly what an ORM insert would send.
-        self.processors = [
-            column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns
-        ]
+        # SQLite stores dates and datetimes as text in SQLAlchemy's format.
+        self.keys, self.processors = _processors(table, url)
         names = ", ".join(column.name for column in table.columns)
         marks = ", ".join("?" for _ in table.columns)
         self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
@@ -164,16 +228,6 @@ class _SqliteInserter:
             self._connection.close()
             self._connection = None
         self._handle.close()
-
-    def _params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        pairs = list(zip(self.columns, self.processors, strict=True))
-        missing = [key for key in self.columns if key not in rows[0]]
-        if missing:
-            raise ValueError(f"rows for {self.sql.split()[2]} lack columns {missing}")
-        return [
-            tuple(row[key] if proc is None else proc(row[key]) for key, proc in pairs)
-            for row in rows
-        ]
 
     def try_write(self, rows: list[dict[str, Any]]) -> bool:
         """Write now if the lock is free; ``False`` (nothing written) if it is not."""
@@ -195,7 +249,7 @@ class _SqliteInserter:
 
     def _insert(self, rows: list[dict[str, Any]], *, busy_timeout_ms: int | None) -> bool:
         """Insert and commit; ``False`` if SQLite was busy and ``busy_timeout_ms`` is 0."""
-        params = self._params(rows)
+        params = _bind(rows, self.keys, self.processors)
         if self._connection is None:
             self._connection = self.engine.raw_connection()
         connection = self._connection
