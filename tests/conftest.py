@@ -209,6 +209,23 @@ def bearer(client: Any, mobile: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
+def sign_in_with_cookie(client: Any, db_url: str, user_id: str) -> str:
+    """Give ``client`` a browser session cookie for the user; return its CSRF token."""
+    from covernet.core.db import unit_of_work
+    from covernet.identity import service
+    from covernet.identity.access import SESSION_COOKIE
+    from covernet.identity.models import User
+
+    with unit_of_work(db_url) as db:
+        user = db.get(User, user_id)
+        assert user is not None
+        issued = service.open_session(db, user, kind="cookie", user_agent="test")
+        csrf = issued.session.csrf_token
+    assert csrf
+    client.cookies.set(SESSION_COOKIE, issued.token)
+    return csrf
+
+
 @pytest.fixture
 def customer_headers(client: Any, customer: dict[str, str]) -> dict[str, str]:
     return bearer(client, customer["mobile"], customer["password"])

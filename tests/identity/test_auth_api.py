@@ -12,9 +12,8 @@ from covernet.core import clock
 from covernet.core.config import reset_settings
 from covernet.core.db import unit_of_work
 from covernet.identity import service
-from covernet.identity.access import SESSION_COOKIE
 from covernet.identity.models import Role, User
-from tests.conftest import bearer
+from tests.conftest import bearer, sign_in_with_cookie
 
 
 def test_register_then_login_and_read_me(client: Any) -> None:
@@ -191,12 +190,7 @@ def test_login_needs_exactly_one_identifier(client: Any) -> None:
 def test_cookie_sessions_need_the_csrf_token(
     client: Any, db_url: str, customer: dict[str, str]
 ) -> None:
-    with unit_of_work(db_url) as db:
-        user = db.get(User, customer["id"])
-        assert user is not None
-        issued = service.open_session(db, user, kind="cookie", user_agent="test")
-        csrf = issued.session.csrf_token
-    client.cookies.set(SESSION_COOKIE, issued.token)
+    csrf = sign_in_with_cookie(client, db_url, customer["id"])
     assert client.get("/api/v1/auth/me").json()["id"] == customer["id"]
     refused = client.post("/api/v1/auth/logout")
     assert refused.status_code == 403 and refused.json()["error"] == "csrf_failed"

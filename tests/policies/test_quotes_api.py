@@ -14,7 +14,7 @@ from covernet.core import clock
 from covernet.core.cn_identity import age_on, make_id_number
 from covernet.core.db import unit_of_work
 from covernet.policies.models import Quote
-from tests.conftest import bearer
+from tests.conftest import bearer, sign_in_with_cookie
 
 ACCIDENT = {"product_code": "accident-monthly", "plan_code": "basic"}
 ADULT = {"birth_date": "1990-05-20", "gender": "M", "region": "310000"}
@@ -184,16 +184,7 @@ def test_concurrent_quotes_are_all_stored_before_the_answer(app: Any, db_url: st
 def test_cookie_signed_quotes_need_the_csrf_token_and_belong_to_the_customer(
     client: Any, anon_client: Any, db_url: str, customer: dict[str, str]
 ) -> None:
-    from covernet.identity import service
-    from covernet.identity.access import SESSION_COOKIE
-    from covernet.identity.models import User
-
-    with unit_of_work(db_url) as db:
-        user = db.get(User, customer["id"])
-        assert user is not None
-        issued = service.open_session(db, user, kind="cookie", user_agent="test")
-        csrf = issued.session.csrf_token
-    client.cookies.set(SESSION_COOKIE, issued.token)
+    csrf = sign_in_with_cookie(client, db_url, customer["id"])
     body = {**ACCIDENT, "insured": ADULT}
     refused = client.post("/api/v1/quotes", json=body)
     assert refused.status_code == 403 and refused.json()["error"] == "csrf_failed"
