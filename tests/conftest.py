@@ -82,6 +82,11 @@ def _truncate(url: str) -> None:
         else:
             for table in tables:
                 conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
+    from covernet.audit.service import seed_head
+    from covernet.core.db import unit_of_work
+
+    with unit_of_work(url) as db:
+        seed_head(db)  # as the migration does
 
 
 @pytest.fixture(scope="session")

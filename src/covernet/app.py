@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covernet import __version__
+from covernet.audit import api as audit_api
 from covernet.catalog import api as catalog_api
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
@@ -136,6 +137,7 @@ def create_app() -> FastAPI:
         return _respond(request, CovernetError(message, code=code, status=exc.status_code))
 
     app.include_router(identity_api.router)
+    app.include_router(audit_api.router)
     app.include_router(catalog_api.router)
     app.include_router(policies_api.router)
     app.include_router(pages.router)

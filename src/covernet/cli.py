@@ -14,6 +14,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from covernet.audit import service as audit
 from covernet.core.config import get_settings
 from covernet.core.db import unit_of_work
 from covernet.core.errors import CovernetError
@@ -22,9 +23,11 @@ app = typer.Typer(help="Covernet: sell and service insurance online.", no_args_i
 catalog_app = typer.Typer(help="The product catalog.", no_args_is_help=True)
 user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 key_app = typer.Typer(help="Machine API keys and encryption keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 err = Console(stderr=True)
@@ -207,7 +210,15 @@ def key_rotate() -> None:
         for label, rotate in domains:
             progress.update(task, description=f"re-encrypting {label}")
             with unit_of_work() as db:
-                total += rotate(db)
+                count = rotate(db)
+                total += count
+                audit.record(
+                    db,
+                    "crypto.rotate_keys",
+                    subject_type="domain",
+                    subject_id=label,
+                    detail={"reencrypted": count},
+                )
             progress.advance(task)
     console.print(f"[green]re-encrypted {total} values[/] with the active key")
 
@@ -221,7 +232,22 @@ def purge() -> None:
     with unit_of_work() as db:
         attempts = purge_login_attempts(db)
         quotes = scrub_expired_quotes(db)
+        audit.record(
+            db, "retention.purge", detail={"login_records": attempts, "quotes_scrubbed": quotes}
+        )
     console.print(f"[green]purged[/] {attempts} login records; scrubbed {quotes} expired quotes")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; name the first entry that was altered, inserted or removed."""
+    with console.status("verifying the audit log…"), unit_of_work() as db:
+        result = audit.verify(db)
+    if result.ok:
+        console.print(f"[green]the audit log is intact[/]: {result.checked} entries")
+        return
+    err.print(f"[bold red]the audit log was tampered with[/]: {result.problem}")
+    raise typer.Exit(1)
 
 
 def create_demo_accounts(db: Session) -> list[tuple[str, str, str, str]]:

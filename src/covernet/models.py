@@ -1,8 +1,9 @@
 """Import every domain's tables so metadata (and Alembic) sees the whole schema."""
 
+from covernet.audit import models as audit_models
 from covernet.catalog import models as catalog_models
 from covernet.core.db import Base
 from covernet.identity import models as identity_models
 from covernet.policies import models as policies_models
 
-__all__ = ["Base", "catalog_models", "identity_models", "policies_models"]
+__all__ = ["Base", "audit_models", "catalog_models", "identity_models", "policies_models"]

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from covernet.audit import service as audit
 from covernet.catalog.disclosures import Disclosure, disclosures_for
 from covernet.catalog.loader import product_digest
 from covernet.catalog.models import CatalogState, InsurerRow, ProductRow, ProductVersion
@@ -125,6 +126,17 @@ def load_into_db(db: Session, catalog: Catalog) -> LoadReport:
     if report.changed or insurers_changed:
         state.revision += 1
         state.loaded_at = clock.now()
+        audit.record(
+            db,
+            "catalog.load",
+            subject_type="catalog",
+            subject_id=str(state.revision),
+            detail={
+                "created": report.created,
+                "updated": report.updated,
+                "unlisted": report.unlisted,
+            },
+        )
     db.flush()
     report.revision = state.revision
     return report

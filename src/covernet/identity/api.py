@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from covernet.audit.api import actor_of
 from covernet.core.errors import NotFound
 from covernet.core.pagination import Page, PageParams, page_params
 from covernet.identity import service
@@ -83,9 +84,9 @@ def me(db: Db, who: AnyUser) -> UserOut | ApiKeyOut:
 
 
 @router.post("/admin/api-keys", status_code=201, response_model=ApiKeyCreated)
-def create_key(body: ApiKeyIn, db: Db, _: Admin) -> ApiKeyCreated:
+def create_key(body: ApiKeyIn, db: Db, who: Admin) -> ApiKeyCreated:
     issued = service.create_api_key(
-        db, name=body.name, role=body.role, insurer_code=body.insurer_code
+        db, name=body.name, role=body.role, insurer_code=body.insurer_code, by=actor_of(who)
     )
     return ApiKeyCreated(**key_out(issued.row).model_dump(), key=issued.key)
 
@@ -101,5 +102,5 @@ def list_keys(
 
 
 @router.delete("/admin/api-keys/{key_id}", response_model=ApiKeyOut)
-def revoke_key(key_id: str, db: Db, _: Admin) -> ApiKeyOut:
-    return key_out(service.revoke_api_key(db, key_id))
+def revoke_key(key_id: str, db: Db, who: Admin) -> ApiKeyOut:
+    return key_out(service.revoke_api_key(db, key_id, by=actor_of(who)))

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from covernet.audit import service as audit
 from covernet.core import clock
 from covernet.core.cn_identity import normalize_mobile
 from covernet.core.config import Environment, MfaMode, get_settings
@@ -147,7 +148,14 @@ def register_customer(
         password_hash=hash_password(password),
     )
     _insert_unique(db, user, taken)
+    audit.record(
+        db, "user.register", actor=actor_for(user), subject_type="user", subject_id=user.id
+    )
     return user
+
+
+def actor_for(user: User) -> audit.Actor:
+    return audit.Actor("user", user.id, user.role)
 
 
 def _insert_unique(db: Session, row: object, conflict: Conflict) -> None:
@@ -186,7 +194,13 @@ class StaffEnrolment:
 
 
 def add_staff(
-    db: Session, *, username: str, role: Role, password: str, name: str
+    db: Session,
+    *,
+    username: str,
+    role: Role,
+    password: str,
+    name: str,
+    by: audit.Actor = audit.SYSTEM,
 ) -> StaffEnrolment:
     if role not in STAFF_ROLES:
         raise ValidationFailed(
@@ -218,6 +232,14 @@ def add_staff(
         totp_secret_enc=get_cipher().encrypt(secret, context=TOTP_CONTEXT),
     )
     _insert_unique(db, user, taken)
+    audit.record(
+        db,
+        "user.create",
+        actor=by,
+        subject_type="user",
+        subject_id=user.id,
+        detail={"role": role.value},
+    )
     return StaffEnrolment(user, secret, totp_uri(username, secret))
 
 
@@ -345,6 +367,7 @@ def authenticate_customer(db: Session, *, mobile: str, password: str, ip: str) -
         raise Unauthenticated(BAD_CREDENTIALS, code="invalid_credentials")
     _succeed(db, attempt)
     user.last_login_at = clock.now()
+    audit.record(db, "auth.login", actor=actor_for(user), subject_type="user", subject_id=user.id)
     return user
 
 
@@ -376,6 +399,7 @@ def authenticate_staff(
             )
     _succeed(db, attempt)
     user.last_login_at = clock.now()
+    audit.record(db, "auth.login", actor=actor_for(user), subject_type="user", subject_id=user.id)
     return user
 
 
@@ -464,7 +488,12 @@ class IssuedKey:
 
 
 def create_api_key(
-    db: Session, *, name: str, role: Role, insurer_code: str | None = None
+    db: Session,
+    *,
+    name: str,
+    role: Role,
+    insurer_code: str | None = None,
+    by: audit.Actor = audit.SYSTEM,
 ) -> IssuedKey:
     if role not in MACHINE_ROLES:
         raise ValidationFailed(
@@ -497,6 +526,14 @@ def create_api_key(
     )
     db.add(row)
     db.flush()
+    audit.record(
+        db,
+        "api_key.create",
+        actor=by,
+        subject_type="api_key",
+        subject_id=row.id,
+        detail={"role": role.value, "insurer": insurer_code, "prefix": prefix},
+    )
     return IssuedKey(key, row)
 
 
@@ -515,12 +552,13 @@ def resolve_api_key(db: Session, key: str) -> ApiKey | None:
     return row
 
 
-def revoke_api_key(db: Session, key_id: str) -> ApiKey:
+def revoke_api_key(db: Session, key_id: str, *, by: audit.Actor = audit.SYSTEM) -> ApiKey:
     row = db.get(ApiKey, key_id)
     if row is None:
         raise NotFound("no such API key", detail={"field": "key_id"})
     if row.revoked_at is None:
         row.revoked_at = clock.now()
+        audit.record(db, "api_key.revoke", actor=by, subject_type="api_key", subject_id=row.id)
     return row
 
 
