@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from covernet import __version__
 from covernet.audit import api as audit_api
+from covernet.audit import pages as audit_pages
 from covernet.catalog import api as catalog_api
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
@@ -141,6 +142,7 @@ def create_app() -> FastAPI:
     app.include_router(catalog_api.router)
     app.include_router(policies_api.router)
     app.include_router(pages.router)
+    app.include_router(audit_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"])
