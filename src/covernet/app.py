@@ -20,6 +20,7 @@ from covernet import __version__
 from covernet.audit import api as audit_api
 from covernet.audit import pages as audit_pages
 from covernet.catalog import api as catalog_api
+from covernet.compliance import api as compliance_api
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
@@ -139,6 +140,7 @@ def create_app() -> FastAPI:
 
     app.include_router(identity_api.router)
     app.include_router(audit_api.router)
+    app.include_router(compliance_api.router)
     app.include_router(catalog_api.router)
     app.include_router(policies_api.router)
     app.include_router(pages.router)

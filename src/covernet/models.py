@@ -2,8 +2,16 @@
 
 from covernet.audit import models as audit_models
 from covernet.catalog import models as catalog_models
+from covernet.compliance import models as compliance_models
 from covernet.core.db import Base
 from covernet.identity import models as identity_models
 from covernet.policies import models as policies_models
 
-__all__ = ["Base", "audit_models", "catalog_models", "identity_models", "policies_models"]
+__all__ = [
+    "Base",
+    "audit_models",
+    "catalog_models",
+    "compliance_models",
+    "identity_models",
+    "policies_models",
+]

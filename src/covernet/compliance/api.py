@@ -1,0 +1,118 @@
+"""Compliance maintains the advisor license registry (R1)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from covernet.audit.api import actor_of
+from covernet.compliance import licenses
+from covernet.compliance.models import AdvisorLicense, LicenseStatus
+from covernet.core import clock
+from covernet.core.db import unit_of_work
+from covernet.core.errors import NotFound, ValidationFailed
+from covernet.identity.access import Db, Principal, allow
+from covernet.identity.models import Role
+
+router = APIRouter(prefix="/api/v1", tags=["compliance"])
+
+Officer = Annotated[Principal, allow(Role.compliance, Role.admin)]
+Advisor = Annotated[Principal, allow(Role.advisor)]
+MAX_CSV_BYTES = 1_000_000
+
+
+class LicenseOut(BaseModel):
+    id: str
+    license_no: str
+    advisor_id: str
+    institution: str
+    status: str
+    effective_status: str
+    valid_until: date
+    lines: list[str]
+    grade: str | None
+    updated_at: datetime
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: LicenseStatus
+    reason: str = Field(max_length=500)
+
+
+def _out(row: AdvisorLicense) -> LicenseOut:
+    return LicenseOut(
+        id=row.id,
+        license_no=row.license_no,
+        advisor_id=row.advisor_id,
+        institution=row.institution,
+        status=row.status,
+        effective_status=licenses.effective_status(row, clock.today()),
+        valid_until=row.valid_until,
+        lines=row.lines,
+        grade=row.grade,
+        updated_at=row.updated_at,
+    )
+
+
+@router.post("/compliance/licenses", status_code=201, response_model=LicenseOut)
+def register_license(body: licenses.LicenseIn, db: Db, who: Officer) -> LicenseOut:
+    return _out(licenses.register(db, body, by=actor_of(who)))
+
+
+@router.get("/compliance/licenses", response_model=list[LicenseOut])
+def list_licenses(
+    db: Db,
+    who: Officer,
+    expiring_within: Annotated[
+        int | None, Query(ge=0, le=366, description="only active licenses expiring this soon")
+    ] = None,
+) -> list[LicenseOut]:
+    if expiring_within is not None:
+        return [_out(r) for r in licenses.expiring(db, expiring_within)]
+    return [_out(r) for r in licenses.all_licenses(db)]
+
+
+@router.post("/compliance/licenses/{license_id}/status", response_model=LicenseOut)
+def change_status(license_id: str, body: StatusIn, db: Db, who: Officer) -> LicenseOut:
+    return _out(
+        licenses.set_status(db, license_id, body.status, reason=body.reason, by=actor_of(who))
+    )
+
+
+@router.post(
+    "/compliance/licenses/import",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
+async def import_licenses(request: Request, who: Officer) -> dict[str, Any]:
+    """CSV with columns license_no, advisor_username, institution, valid_until (YYYY-MM-DD),
+    lines (separated by |) and optionally grade: all rows are registered, or none."""
+    raw = await request.body()
+    if len(raw) > MAX_CSV_BYTES:
+        raise ValidationFailed("the CSV is larger than 1 MB", code="csv_too_large")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed("the CSV is not UTF-8", code="invalid_csv") from None
+
+    def run() -> int:
+        with unit_of_work() as db:
+            return len(licenses.import_csv(db, text, by=actor_of(who)))
+
+    return {"imported": await run_in_threadpool(run)}
+
+
+@router.get("/me/license", response_model=LicenseOut)
+def my_license(db: Db, who: Advisor) -> LicenseOut:
+    found = licenses.license_of(db, who.user_id or "")
+    if found is None:
+        raise NotFound("no license is registered for this account", code="unlicensed")
+    return _out(found)
