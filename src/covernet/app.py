@@ -21,6 +21,7 @@ from covernet.audit import api as audit_api
 from covernet.audit import pages as audit_pages
 from covernet.catalog import api as catalog_api
 from covernet.compliance import api as compliance_api
+from covernet.compliance import pages as compliance_pages
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
@@ -145,6 +146,7 @@ def create_app() -> FastAPI:
     app.include_router(policies_api.router)
     app.include_router(pages.router)
     app.include_router(audit_pages.router)
+    app.include_router(compliance_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"])
