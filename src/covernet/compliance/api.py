@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from functools import lru_cache
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from covernet.audit.api import actor_of
-from covernet.compliance import licenses
+from covernet.catalog import service as catalog
+from covernet.compliance import checker, licenses
 from covernet.compliance.models import AdvisorLicense, LicenseStatus
 from covernet.core import clock
+from covernet.core.config import get_settings
 from covernet.core.db import unit_of_work
 from covernet.core.errors import NotFound, ValidationFailed
+from covernet.identity import service as identity
 from covernet.identity.access import Db, Principal, allow
 from covernet.identity.models import Role
 
@@ -108,6 +112,59 @@ async def import_licenses(request: Request, who: Officer) -> dict[str, Any]:
             return len(licenses.import_csv(db, text, by=actor_of(who)))
 
     return {"imported": await run_in_threadpool(run)}
+
+
+class CheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=20_000)
+    product_codes: list[str] = Field(default_factory=list, max_length=20)
+    advisor_id: str | None = Field(default=None, max_length=36)
+    kind: Literal["post", "moments", "live_script", "group_message", "canned_reply"] = "post"
+
+
+Writer = Annotated[Principal, allow(Role.advisor, Role.compliance, Role.ops, Role.admin)]
+
+
+@lru_cache(maxsize=4)
+def _rules(path: str, mtime: float) -> checker.RuleSet:
+    return checker.load_rules(path)
+
+
+def marketing_rules() -> checker.RuleSet:
+    """The rule set from the catalog folder (reloaded when the file changes)."""
+    path = get_settings().catalog_dir / "rules" / "marketing.yaml"
+    return _rules(str(path), path.stat().st_mtime)
+
+
+@router.post("/compliance/check", response_model=checker.CheckResult)
+def check_text(body: CheckIn, db: Db, who: Writer) -> checker.CheckResult:
+    """Check a marketing draft against the regulations (R2, R4, R7, R12, R23–R27).
+
+    An advisor checks as themselves; compliance may name any advisor.
+    """
+    snap = catalog.snapshot(db)
+    products = [snap.get(code).product for code in body.product_codes]
+    advisor_id = who.user_id if who.role is Role.advisor else body.advisor_id
+    advisor = None
+    if advisor_id:
+        found = licenses.license_of(db, advisor_id)
+        user = identity.get_user(db, advisor_id)
+        if found is None or user is None:
+            raise NotFound(
+                "no licensed advisor with this id",
+                code="unlicensed",
+                detail={"field": "advisor_id"},
+            )
+        advisor = checker.AdvisorIdentity(user.name, found.institution, found.license_no)
+    return checker.check(
+        body.text,
+        kind=body.kind,
+        products=products,
+        advisor=advisor,
+        rules=marketing_rules(),
+        catalog_names=[p.product.name.zh for p in snap.products.values()],
+    )
 
 
 @router.get("/me/license", response_model=LicenseOut)
