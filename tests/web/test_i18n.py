@@ -61,11 +61,24 @@ def test_keys_built_at_run_time_exist() -> None:
         for path in (WEB / "templates").rglob("*.html")
         for prefix in TEMPLATE_PREFIX.findall(path.read_text(encoding="utf-8"))
     }
-    assert prefixes == {"occupation.", "role.", "licenses.status."}  # each is checked below
+    assert prefixes == {  # each is checked below
+        "occupation.",
+        "role.",
+        "licenses.status.",
+        "check.kind.",
+        "check.verdict.",
+        "check.severity.",
+    }
     keys = [f"price.from.{f.value}" for f in Frequency]
     keys += [f"freq.unit.{f.value}" for f in Frequency if f is not Frequency.single]
     keys += [f"role.{r.value}" for r in Role]
     keys += [f"licenses.status.{s}" for s in ("active", "expired", "suspended", "revoked")]
+    keys += [
+        f"check.kind.{k}"
+        for k in ("moments", "post", "group_message", "live_script", "canned_reply")
+    ]
+    keys += [f"check.verdict.{v}" for v in ("pass", "review", "fail")]
+    keys += [f"check.severity.{v}" for v in ("fail", "review")]
     keys += [f"occupation.{n}" for n in views.ALL_OCCUPATION_CLASSES]
     keys += [f"error.{code}" for code in views.QUOTE_ERROR_CODES]
     keys += [f"error.title.{status}" for status in (400, 401, 403, 404, 409, 422, 429, 500)]

@@ -9,8 +9,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from covernet.audit.api import actor_of
+from covernet.catalog import service as catalog
 from covernet.catalog.spec import LINE_LABELS, Line
-from covernet.compliance import licenses
+from covernet.compliance import checker, licenses
+from covernet.compliance.api import marketing_rules
 from covernet.compliance.models import LicenseStatus
 from covernet.core import clock, i18n
 from covernet.core.errors import CovernetError, Forbidden
@@ -134,3 +136,97 @@ def status_from_console(
         db.rollback()
         return _page(request, db, who, status=exc.status, error=error_message(exc, lang))
     return _page(request, db, who, message=i18n.translate("licenses.changed", lang))
+
+
+WRITERS = frozenset({Role.advisor, Role.compliance, Role.ops, Role.admin})
+KINDS = ("moments", "post", "group_message", "live_script", "canned_reply")
+
+
+def highlight(text: str, findings: list[checker.Finding]) -> list[dict[str, Any]]:
+    """The text cut into plain and flagged segments (overlapping spans merge)."""
+    marks: list[tuple[int, int, list[int]]] = []
+    for number, finding in enumerate(findings, start=1):
+        start, end = finding.span
+        if end <= start or (start, end) == (0, len(text)):
+            continue  # whole-text findings (missing statements) are listed, not marked
+        if marks and start < marks[-1][1]:
+            s0, e0, nums = marks[-1]
+            marks[-1] = (s0, max(e0, end), [*nums, number])
+        else:
+            marks.append((start, end, [number]))
+    segments: list[dict[str, Any]] = []
+    cursor = 0
+    for start, end, numbers in sorted(marks):
+        if start > cursor:
+            segments.append({"text": text[cursor:start], "marks": []})
+        segments.append({"text": text[start:end], "marks": numbers})
+        cursor = end
+    if cursor < len(text):
+        segments.append({"text": text[cursor:], "marks": []})
+    return segments
+
+
+def _check_page(request: Request, who: Principal, **context: Any) -> HTMLResponse:
+    if "products" not in context:
+        context["products"] = []
+    return render(request, "check_console.html", kinds=KINDS, csrf_token=who.csrf_token, **context)
+
+
+@router.get("/console/check", response_class=HTMLResponse)
+def check_console(request: Request, db: Db, who: Public) -> Response:
+    if not who.is_authenticated:
+        return RedirectResponse("/login?as=staff&next=/console/check", status_code=303)
+    if who.role not in WRITERS:
+        raise Forbidden("the content checker is for advisors and compliance")
+    snap = catalog.snapshot(db)
+    return _check_page(
+        request,
+        who,
+        text="",
+        kind="moments",
+        result=None,
+        chosen=[],
+        segments=[],
+        products=[(p.product.code, p.product.name) for p in snap.products.values()],
+    )
+
+
+@router.post("/console/check", response_class=HTMLResponse)
+def check_from_console(request: Request, form: PostedForm, db: Db, who: Public) -> Response:
+    if not who.is_authenticated:
+        return RedirectResponse("/login?as=staff&next=/console/check", status_code=303)
+    if who.role not in WRITERS:
+        raise Forbidden("the content checker is for advisors and compliance")
+    text = str(form.get("text", ""))[:20_000]
+    kind = str(form.get("kind", "moments"))
+    kind = kind if kind in KINDS else "moments"
+    codes = [str(c) for c in form.getlist("product_codes") if c]
+    snap = catalog.snapshot(db)
+    products = [snap.products[c].product for c in codes if c in snap.products]
+    advisor = None
+    if who.role is Role.advisor and who.user_id:
+        found = licenses.license_of(db, who.user_id)
+        if found is not None:
+            advisor = checker.AdvisorIdentity(who.name or "", found.institution, found.license_no)
+    result = (
+        checker.check(
+            text,
+            kind=kind,
+            products=products,
+            advisor=advisor,
+            rules=marketing_rules(),
+            catalog_names=[p.product.name.zh for p in snap.products.values()],
+        )
+        if text.strip()
+        else None
+    )
+    return _check_page(
+        request,
+        who,
+        text=text,
+        kind=kind,
+        result=result,
+        chosen=codes,
+        segments=highlight(text, result.findings) if result else [],
+        products=[(p.product.code, p.product.name) for p in snap.products.values()],
+    )
