@@ -53,6 +53,7 @@ def test_demo_is_safe_to_run_twice_and_prints_the_logins(env: dict[str, str]) ->
     second = run(["demo"], env)
     assert second.returncode == 0, second.stderr
     assert _count(env, "SELECT count(*) FROM users") == 6
+    assert _count(env, "SELECT count(*) FROM advisor_licenses") == 1
     assert _count(env, "SELECT count(*) FROM product_versions") == _count(
         env, "SELECT count(*) FROM products"
     )

@@ -269,7 +269,37 @@ def create_demo_accounts(db: Session) -> list[tuple[str, str, str, str]]:
     if db.scalar(select(User.id).where(User.mobile_index == service.mobile_index(mobile))) is None:
         service.register_customer(db, mobile=mobile, password=password, name=name)
     rows.append((mobile, "customer", password, ""))
+    _demo_license(db)
     return rows
+
+
+DEMO_LICENSE_NO = "02000111000080002026000001"
+
+
+def _demo_license(db: Session) -> None:
+    """The demo advisor holds a (fictional) license for every line, valid for a year."""
+    from datetime import timedelta
+
+    from covernet.catalog.spec import Line
+    from covernet.compliance import licenses
+    from covernet.core import clock
+    from covernet.identity.models import User
+
+    advisor = db.scalar(select(User).where(User.username == "advisor"))
+    if advisor is None or licenses.license_of(db, advisor.id) is not None:
+        return
+    licenses.register(
+        db,
+        licenses.LicenseIn(
+            license_no=DEMO_LICENSE_NO,
+            advisor_username="advisor",
+            institution="示例安心财产保险股份有限公司（演示）",
+            valid_until=clock.today() + timedelta(days=365),
+            lines=list(Line),
+            grade="demo",
+        ),
+        by=audit.SYSTEM,
+    )
 
 
 @app.command()
