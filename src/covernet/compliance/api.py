@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from covernet.audit.api import actor_of
 from covernet.catalog import service as catalog
-from covernet.compliance import checker, licenses
-from covernet.compliance.models import AdvisorLicense, LicenseStatus
+from covernet.compliance import checker, content, licenses
+from covernet.compliance.models import AdvisorLicense, ContentStatus, LicenseStatus
 from covernet.core import clock
 from covernet.core.config import get_settings
 from covernet.core.db import unit_of_work
@@ -173,3 +173,91 @@ def my_license(db: Db, who: Advisor) -> LicenseOut:
     if found is None:
         raise NotFound("no license is registered for this account", code="unlicensed")
     return _out(found)
+
+
+# Content approval (R3) ------------------------------------------------------------------
+
+ContentAuthor = Annotated[Principal, allow(Role.advisor)]
+ContentReader = Annotated[Principal, allow(Role.advisor, Role.compliance, Role.admin)]
+Reviewer = Annotated[Principal, allow(Role.compliance, Role.admin)]
+
+
+class ContentOut(BaseModel):
+    id: str
+    advisor_id: str
+    kind: str
+    body: str
+    product_codes: list[str]
+    version: int
+    content_hash: str
+    status: str
+    verdict: str
+    findings: list[dict[str, Any]]
+    approved_hash: str | None
+    review_note: str | None
+    published_at: datetime | None
+    public_url: str | None
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=500)
+
+
+def _content_out(item: Any) -> ContentOut:
+    return ContentOut(
+        id=item.id,
+        advisor_id=item.advisor_id,
+        kind=item.kind,
+        body=item.body,
+        product_codes=item.product_codes,
+        version=item.version,
+        content_hash=item.content_hash,
+        status=item.status,
+        verdict=item.verdict,
+        findings=item.findings,
+        approved_hash=item.approved_hash,
+        review_note=item.review_note,
+        published_at=item.published_at,
+        public_url=f"/c/{item.id}" if item.status == "published" else None,
+    )
+
+
+@router.post("/content", status_code=201, response_model=ContentOut)
+def submit_content(body: content.ContentIn, db: Db, who: ContentAuthor) -> ContentOut:
+    return _content_out(content.submit(db, who, body))
+
+
+@router.get("/content", response_model=list[ContentOut])
+def list_content(
+    db: Db, who: ContentReader, status: Annotated[ContentStatus | None, Query()] = None
+) -> list[ContentOut]:
+    return [_content_out(i) for i in content.listing(db, who, status)]
+
+
+@router.get("/content/{content_id}", response_model=ContentOut)
+def read_content(content_id: str, db: Db, who: ContentReader) -> ContentOut:
+    return _content_out(content.get(db, who, content_id))
+
+
+@router.put("/content/{content_id}", response_model=ContentOut)
+def edit_content(
+    content_id: str, body: content.ContentIn, db: Db, who: ContentAuthor
+) -> ContentOut:
+    return _content_out(content.edit(db, who, content_id, body))
+
+
+@router.post("/content/{content_id}/approve", response_model=ContentOut)
+def approve_content(content_id: str, body: ReviewIn, db: Db, who: Reviewer) -> ContentOut:
+    return _content_out(content.review(db, who, content_id, approve=True, note=body.note))
+
+
+@router.post("/content/{content_id}/reject", response_model=ContentOut)
+def reject_content(content_id: str, body: ReviewIn, db: Db, who: Reviewer) -> ContentOut:
+    return _content_out(content.review(db, who, content_id, approve=False, note=body.note))
+
+
+@router.post("/content/{content_id}/publish", response_model=ContentOut)
+def publish_content(content_id: str, db: Db, who: ContentAuthor) -> ContentOut:
+    return _content_out(content.publish(db, who, content_id))

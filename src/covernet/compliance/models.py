@@ -34,3 +34,35 @@ class AdvisorLicense(Base):
     grade: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+
+
+class ContentStatus(StrEnum):
+    pending_review = "pending_review"
+    approved = "approved"
+    rejected = "rejected"
+    published = "published"
+
+
+class ContentItem(Base):
+    """A piece of marketing content an advisor wants to use (R3): only the approved
+    version, frozen by its hash, can be published."""
+
+    __tablename__ = "content_items"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    advisor_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(String(20_000))
+    product_codes: Mapped[list[str]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(default=1)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    verdict: Mapped[str] = mapped_column(String(8))
+    findings: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    approved_hash: Mapped[str | None] = mapped_column(String(64))
+    reviewer_id: Mapped[str | None] = mapped_column(String(36))
+    review_note: Mapped[str | None] = mapped_column(String(500))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from covernet.audit.api import actor_of
 from covernet.catalog import service as catalog
 from covernet.catalog.spec import LINE_LABELS, Line
-from covernet.compliance import checker, licenses
+from covernet.compliance import checker, content, licenses
 from covernet.compliance.api import marketing_rules
 from covernet.compliance.models import LicenseStatus
 from covernet.core import clock, i18n
@@ -230,3 +230,12 @@ def check_from_console(request: Request, form: PostedForm, db: Db, who: Public) 
         segments=highlight(text, result.findings) if result else [],
         products=[(p.product.code, p.product.name) for p in snap.products.values()],
     )
+
+
+@router.get("/c/{content_id}", response_class=HTMLResponse)
+def published_content(content_id: str, request: Request, db: Db, _: Public) -> HTMLResponse:
+    """Published content, always with the advisor's name, institution and license (R2)."""
+    item, advisor = content.published(db, content_id)
+    snap = catalog.snapshot(db)
+    products = [snap.products[c] for c in item.product_codes if c in snap.products]
+    return render(request, "content_public.html", item=item, advisor=advisor, products=products)
