@@ -83,3 +83,27 @@ def test_customers_cannot_use_the_checker(
 ) -> None:
     sign_in_with_cookie(client, db_url, customer["id"])
     assert client.get("/console/check", headers=HTML).status_code == 403
+
+
+def test_content_console_roles_and_csrf(client: Any, db_url: str, customer: dict[str, str]) -> None:
+    response = client.get("/console/content", headers=HTML, follow_redirects=False)
+    assert response.status_code == 303 and "next=/console/content" in response.headers["location"]
+    sign_in_with_cookie(client, db_url, customer["id"])
+    assert client.get("/console/content", headers=HTML).status_code == 403
+    with unit_of_work(db_url) as db:
+        advisor = identity.add_staff(
+            db, username="wang", role=Role.advisor, password="staff-pass-1", name="王小明"
+        ).user.id
+    csrf = sign_in_with_cookie(client, db_url, advisor)
+    forged = client.post(
+        "/console/content",
+        headers=HTML,
+        data={"csrf_token": "x", "text": "保险", "kind": "moments"},
+    )
+    assert forged.status_code == 403
+    unlicensed = client.post(
+        "/console/content",
+        headers=HTML,
+        data={"csrf_token": csrf, "text": "保险", "kind": "moments"},
+    )
+    assert unlicensed.status_code == 403 and 'role="alert"' in unlicensed.text

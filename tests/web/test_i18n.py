@@ -68,6 +68,7 @@ def test_keys_built_at_run_time_exist() -> None:
         "check.kind.",
         "check.verdict.",
         "check.severity.",
+        "content.status.",
     }
     keys = [f"price.from.{f.value}" for f in Frequency]
     keys += [f"freq.unit.{f.value}" for f in Frequency if f is not Frequency.single]
@@ -79,6 +80,7 @@ def test_keys_built_at_run_time_exist() -> None:
     ]
     keys += [f"check.verdict.{v}" for v in ("pass", "review", "fail")]
     keys += [f"check.severity.{v}" for v in ("fail", "review")]
+    keys += [f"content.status.{v}" for v in ("pending_review", "approved", "rejected", "published")]
     keys += [f"occupation.{n}" for n in views.ALL_OCCUPATION_CLASSES]
     keys += [f"error.{code}" for code in views.QUOTE_ERROR_CODES]
     keys += [f"error.title.{status}" for status in (400, 401, 403, 404, 409, 422, 429, 500)]

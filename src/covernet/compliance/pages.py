@@ -13,7 +13,7 @@ from covernet.catalog import service as catalog
 from covernet.catalog.spec import LINE_LABELS, Line
 from covernet.compliance import checker, content, licenses
 from covernet.compliance.api import marketing_rules
-from covernet.compliance.models import LicenseStatus
+from covernet.compliance.models import ContentStatus, LicenseStatus
 from covernet.core import clock, i18n
 from covernet.core.errors import CovernetError, Forbidden
 from covernet.identity.access import Db, Principal, Public
@@ -167,9 +167,14 @@ def highlight(text: str, findings: list[checker.Finding]) -> list[dict[str, Any]
 
 
 def _check_page(request: Request, who: Principal, **context: Any) -> HTMLResponse:
-    if "products" not in context:
-        context["products"] = []
-    return render(request, "check_console.html", kinds=KINDS, csrf_token=who.csrf_token, **context)
+    return render(
+        request,
+        "check_console.html",
+        kinds=KINDS,
+        csrf_token=who.csrf_token,
+        can_submit=who.role is Role.advisor,
+        **context,
+    )
 
 
 @router.get("/console/check", response_class=HTMLResponse)
@@ -239,3 +244,108 @@ def published_content(content_id: str, request: Request, db: Db, _: Public) -> H
     snap = catalog.snapshot(db)
     products = [snap.products[c] for c in item.product_codes if c in snap.products]
     return render(request, "content_public.html", item=item, advisor=advisor, products=products)
+
+
+CONTENT_ROLES = frozenset({Role.advisor, Role.compliance, Role.admin})
+
+
+def _content_guard(who: Principal) -> Response | None:
+    if not who.is_authenticated:
+        return RedirectResponse("/login?as=staff&next=/console/content", status_code=303)
+    if who.role not in CONTENT_ROLES:
+        raise Forbidden("content approval is for advisors and compliance")
+    return None
+
+
+def _content_page(
+    request: Request,
+    db: Db,
+    who: Principal,
+    *,
+    status: int = 200,
+    message: str | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    reviewer = who.role in content.REVIEWERS
+    items = content.listing(db, who, ContentStatus.pending_review if reviewer else None)
+    return render(
+        request,
+        "content_console.html",
+        status=status,
+        items=items,
+        reviewer=reviewer,
+        message=message,
+        error=error,
+        csrf_token=who.csrf_token,
+    )
+
+
+@router.get("/console/content", response_class=HTMLResponse)
+def content_console(request: Request, db: Db, who: Public) -> Response:
+    return _content_guard(who) or _content_page(request, db, who)
+
+
+@router.post("/console/content", response_class=HTMLResponse)
+def submit_from_console(request: Request, form: PostedForm, db: Db, who: Public) -> Response:
+    if (guard := _content_guard(who)) is not None:
+        return guard
+    lang = i18n.negotiate_lang(request)
+    try:
+        data = content.ContentIn(
+            kind=str(form.get("kind", "moments")),
+            body=str(form.get("text", "")),
+            product_codes=[str(c) for c in form.getlist("product_codes") if c],
+        )
+        item = content.submit(db, who, data)
+    except ValidationError:
+        db.rollback()
+        return _content_page(
+            request, db, who, status=422, error=i18n.translate("content.bad_draft", lang)
+        )
+    except CovernetError as exc:
+        db.rollback()
+        return _content_page(request, db, who, status=exc.status, error=error_message(exc, lang))
+    return _content_page(
+        request,
+        db,
+        who,
+        message=i18n.translate(
+            "content.submitted", lang, verdict=i18n.translate(f"check.verdict.{item.verdict}", lang)
+        ),
+    )
+
+
+@router.post("/console/content/{content_id}/review", response_class=HTMLResponse)
+def review_from_console(
+    content_id: str, request: Request, form: PostedForm, db: Db, who: Public
+) -> Response:
+    if (guard := _content_guard(who)) is not None:
+        return guard
+    lang = i18n.negotiate_lang(request)
+    try:
+        content.review(
+            db,
+            who,
+            content_id,
+            approve=form.get("action") == "approve",
+            note=str(form.get("note", "")),
+        )
+    except CovernetError as exc:
+        db.rollback()
+        return _content_page(request, db, who, status=exc.status, error=error_message(exc, lang))
+    return _content_page(request, db, who, message=i18n.translate("content.reviewed", lang))
+
+
+@router.post("/console/content/{content_id}/publish", response_class=HTMLResponse)
+def publish_from_console(
+    content_id: str, request: Request, form: PostedForm, db: Db, who: Public
+) -> Response:
+    if (guard := _content_guard(who)) is not None:
+        return guard
+    try:
+        item = content.publish(db, who, content_id)
+    except CovernetError as exc:
+        db.rollback()
+        lang = i18n.negotiate_lang(request)
+        return _content_page(request, db, who, status=exc.status, error=error_message(exc, lang))
+    return RedirectResponse(f"/c/{item.id}", status_code=303)
