@@ -214,6 +214,35 @@ def bearer(client: Any, mobile: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
+def add_staff(db_url: str, username: str, role: Any, name: str = "王小明") -> tuple[str, str]:
+    """A staff account (password ``staff-pass-1``); returns its id and TOTP secret."""
+    from covernet.core.db import unit_of_work
+    from covernet.identity import service
+
+    with unit_of_work(db_url) as db:
+        made = service.add_staff(
+            db, username=username, role=role, password="staff-pass-1", name=name
+        )
+        return made.user.id, made.totp_secret
+
+
+def staff_headers(client: Any, db_url: str, username: str, role: Any) -> dict[str, str]:
+    """A new staff account signed in over the API with password and TOTP."""
+    from covernet.identity import service
+
+    _, secret = add_staff(db_url, username, role)
+    response = client.post(
+        "/api/v1/auth/login",
+        json={
+            "username": username,
+            "password": "staff-pass-1",
+            "totp": service.current_totp(secret),
+        },
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def sign_in_with_cookie(client: Any, db_url: str, user_id: str) -> str:
     """Give ``client`` a browser session cookie for the user; return its CSRF token."""
     from covernet.core.db import unit_of_work

@@ -6,18 +6,14 @@ from typing import Any
 
 from covernet.audit import service as audit
 from covernet.core.db import unit_of_work
-from covernet.identity import service as identity
 from covernet.identity.models import Role, User
-from tests.conftest import sign_in_with_cookie
+from tests.conftest import add_staff, sign_in_with_cookie
 
 HTML = {"accept": "text/html"}
 
 
 def _staff(db_url: str, username: str, role: Role) -> str:
-    with unit_of_work(db_url) as db:
-        return identity.add_staff(
-            db, username=username, role=role, password="staff-pass-1", name=username
-        ).user.id
+    return add_staff(db_url, username, role, name=username)[0]
 
 
 def test_signed_out_visitors_are_sent_to_the_staff_login(client: Any) -> None:

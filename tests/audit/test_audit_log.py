@@ -14,9 +14,8 @@ from sqlalchemy import delete, func, select, text, update
 from covernet.audit import service as audit
 from covernet.audit.models import AuditEntry, AuditHead
 from covernet.core.db import unit_of_work
-from covernet.identity import service as identity
 from covernet.identity.models import Role
-from tests.conftest import ROOT, bearer
+from tests.conftest import ROOT, bearer, staff_headers
 
 
 def _append(db_url: str, n: int) -> None:
@@ -161,20 +160,7 @@ def test_sensitive_actions_are_recorded(client: Any, db_url: str, loaded_catalog
 
 
 def _compliance_headers(client: Any, db_url: str) -> dict[str, str]:
-    with unit_of_work(db_url) as db:
-        secret = identity.add_staff(
-            db, username="cora", role=Role.compliance, password="staff-pass-1", name="Cora"
-        ).totp_secret
-    response = client.post(
-        "/api/v1/auth/login",
-        json={
-            "username": "cora",
-            "password": "staff-pass-1",
-            "totp": identity.current_totp(secret),
-        },
-    )
-    assert response.status_code == 200
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return staff_headers(client, db_url, "cora", Role.compliance)
 
 
 def test_compliance_searches_and_exports_the_log(

@@ -6,25 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 from covernet.core import clock
-from covernet.core.db import unit_of_work
-from covernet.identity import service as identity
 from covernet.identity.models import Role
+from tests.conftest import staff_headers
 
 
 def _login(client: Any, db_url: str, username: str, role: Role) -> dict[str, str]:
-    with unit_of_work(db_url) as db:
-        secret = identity.add_staff(
-            db, username=username, role=role, password="staff-pass-1", name="王小明"
-        ).totp_secret
-    response = client.post(
-        "/api/v1/auth/login",
-        json={
-            "username": username,
-            "password": "staff-pass-1",
-            "totp": identity.current_totp(secret),
-        },
-    )
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return staff_headers(client, db_url, username, role)
 
 
 def test_an_advisor_checks_a_draft(client: Any, db_url: str) -> None:

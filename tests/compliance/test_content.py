@@ -11,8 +11,8 @@ from sqlalchemy import select
 from covernet.audit.models import AuditEntry
 from covernet.core import clock
 from covernet.core.db import unit_of_work
-from covernet.identity import service as identity
 from covernet.identity.models import Role
+from tests.conftest import staff_headers
 
 GOOD = (
     "这是一款意外伤害保险，每月5元保30万元，保障责任以保险合同为准。"
@@ -22,19 +22,7 @@ BAD = "全网最便宜的意外险，稳赚不赔！"
 
 
 def _login(client: Any, db_url: str, username: str, role: Role) -> dict[str, str]:
-    with unit_of_work(db_url) as db:
-        secret = identity.add_staff(
-            db, username=username, role=role, password="staff-pass-1", name="王小明"
-        ).totp_secret
-    response = client.post(
-        "/api/v1/auth/login",
-        json={
-            "username": username,
-            "password": "staff-pass-1",
-            "totp": identity.current_totp(secret),
-        },
-    )
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return staff_headers(client, db_url, username, role)
 
 
 def _licensed(

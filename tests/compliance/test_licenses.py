@@ -17,14 +17,11 @@ from covernet.core import clock
 from covernet.core.db import unit_of_work
 from covernet.identity import service as identity
 from covernet.identity.models import Role
+from tests.conftest import add_staff
 
 
 def _staff(db_url: str, username: str, role: Role) -> tuple[str, str]:
-    with unit_of_work(db_url) as db:
-        made = identity.add_staff(
-            db, username=username, role=role, password="staff-pass-1", name=username
-        )
-        return made.user.id, made.totp_secret
+    return add_staff(db_url, username, role, name=username)
 
 
 def _headers(client: Any, username: str, secret: str) -> dict[str, str]:

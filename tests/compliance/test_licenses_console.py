@@ -6,19 +6,14 @@ from datetime import timedelta
 from typing import Any
 
 from covernet.core import clock
-from covernet.core.db import unit_of_work
-from covernet.identity import service as identity
 from covernet.identity.models import Role
-from tests.conftest import sign_in_with_cookie
+from tests.conftest import add_staff, sign_in_with_cookie
 
 HTML = {"accept": "text/html"}
 
 
 def _staff(db_url: str, username: str, role: Role) -> str:
-    with unit_of_work(db_url) as db:
-        return identity.add_staff(
-            db, username=username, role=role, password="staff-pass-1", name=username
-        ).user.id
+    return add_staff(db_url, username, role, name=username)[0]
 
 
 def test_register_change_and_filter_from_the_console(client: Any, db_url: str) -> None:

@@ -8,13 +8,13 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from covernet.audit import service
 from covernet.core.clock import SHANGHAI
-from covernet.core.errors import Forbidden
 from covernet.identity.access import Db, Public
 from covernet.identity.models import Role
+from covernet.web.console import console_guard
 from covernet.web.render import render
 
 router = APIRouter()
@@ -41,10 +41,10 @@ def audit_console(
     until: Annotated[date | None, Query()] = None,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
-    if not who.is_authenticated:
-        return RedirectResponse("/login?as=staff&next=/console/audit", status_code=303)
-    if who.role not in AUDITORS:
-        raise Forbidden("the audit log is for compliance and administrators")
+    if guard := console_guard(
+        who, AUDITORS, "/console/audit", "the audit log is for compliance and administrators"
+    ):
+        return guard
     filters = service.Filters(
         actor_id or None,
         action or None,

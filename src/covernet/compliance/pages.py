@@ -15,9 +15,10 @@ from covernet.compliance import checker, content, licenses
 from covernet.compliance.api import marketing_rules
 from covernet.compliance.models import ContentStatus, LicenseStatus
 from covernet.core import clock, i18n
-from covernet.core.errors import CovernetError, Forbidden
+from covernet.core.errors import CovernetError
 from covernet.identity.access import Db, Principal, Public
 from covernet.identity.models import Role
+from covernet.web.console import console_guard
 from covernet.web.csrf import PostedForm
 from covernet.web.render import error_message, render
 
@@ -28,11 +29,12 @@ EXPIRY_WARNING_DAYS = 30
 
 
 def _guard(who: Principal) -> Response | None:
-    if not who.is_authenticated:
-        return RedirectResponse("/login?as=staff&next=/console/licenses", status_code=303)
-    if who.role not in OFFICERS:
-        raise Forbidden("the license registry is for compliance and administrators")
-    return None
+    return console_guard(
+        who,
+        OFFICERS,
+        "/console/licenses",
+        "the license registry is for compliance and administrators",
+    )
 
 
 def _page(
@@ -166,6 +168,12 @@ def highlight(text: str, findings: list[checker.Finding]) -> list[dict[str, Any]
     return segments
 
 
+def _check_guard(who: Principal) -> Response | None:
+    return console_guard(
+        who, WRITERS, "/console/check", "the content checker is for advisors and compliance"
+    )
+
+
 def _check_page(request: Request, who: Principal, **context: Any) -> HTMLResponse:
     return render(
         request,
@@ -179,10 +187,8 @@ def _check_page(request: Request, who: Principal, **context: Any) -> HTMLRespons
 
 @router.get("/console/check", response_class=HTMLResponse)
 def check_console(request: Request, db: Db, who: Public) -> Response:
-    if not who.is_authenticated:
-        return RedirectResponse("/login?as=staff&next=/console/check", status_code=303)
-    if who.role not in WRITERS:
-        raise Forbidden("the content checker is for advisors and compliance")
+    if (guard := _check_guard(who)) is not None:
+        return guard
     snap = catalog.snapshot(db)
     return _check_page(
         request,
@@ -198,10 +204,8 @@ def check_console(request: Request, db: Db, who: Public) -> Response:
 
 @router.post("/console/check", response_class=HTMLResponse)
 def check_from_console(request: Request, form: PostedForm, db: Db, who: Public) -> Response:
-    if not who.is_authenticated:
-        return RedirectResponse("/login?as=staff&next=/console/check", status_code=303)
-    if who.role not in WRITERS:
-        raise Forbidden("the content checker is for advisors and compliance")
+    if (guard := _check_guard(who)) is not None:
+        return guard
     text = str(form.get("text", ""))[:20_000]
     kind = str(form.get("kind", "moments"))
     kind = kind if kind in KINDS else "moments"
@@ -250,11 +254,9 @@ CONTENT_ROLES = frozenset({Role.advisor, Role.compliance, Role.admin})
 
 
 def _content_guard(who: Principal) -> Response | None:
-    if not who.is_authenticated:
-        return RedirectResponse("/login?as=staff&next=/console/content", status_code=303)
-    if who.role not in CONTENT_ROLES:
-        raise Forbidden("content approval is for advisors and compliance")
-    return None
+    return console_guard(
+        who, CONTENT_ROLES, "/console/content", "content approval is for advisors and compliance"
+    )
 
 
 def _content_page(
