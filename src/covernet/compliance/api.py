@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -11,14 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from covernet.audit.api import actor_of
-from covernet.catalog import service as catalog
-from covernet.compliance import checker, content, licenses
+from covernet.compliance import checker, content, drafts, licenses
 from covernet.compliance.models import AdvisorLicense, ContentStatus, LicenseStatus
 from covernet.core import clock
-from covernet.core.config import get_settings
 from covernet.core.db import unit_of_work
 from covernet.core.errors import NotFound, ValidationFailed
-from covernet.identity import service as identity
 from covernet.identity.access import Db, Principal, allow
 from covernet.identity.models import Role
 
@@ -126,44 +122,24 @@ class CheckIn(BaseModel):
 Writer = Annotated[Principal, allow(Role.advisor, Role.compliance, Role.ops, Role.admin)]
 
 
-@lru_cache(maxsize=4)
-def _rules(path: str, mtime: float) -> checker.RuleSet:
-    return checker.load_rules(path)
-
-
-def marketing_rules() -> checker.RuleSet:
-    """The rule set from the catalog folder (reloaded when the file changes)."""
-    path = get_settings().catalog_dir / "rules" / "marketing.yaml"
-    return _rules(str(path), path.stat().st_mtime)
-
-
 @router.post("/compliance/check", response_model=checker.CheckResult)
 def check_text(body: CheckIn, db: Db, who: Writer) -> checker.CheckResult:
     """Check a marketing draft against the regulations (R2, R4, R7, R12, R23–R27).
 
     An advisor checks as themselves; compliance may name any advisor.
     """
-    snap = catalog.snapshot(db)
-    products = [snap.get(code).product for code in body.product_codes]
     advisor_id = who.user_id if who.role is Role.advisor else body.advisor_id
     advisor = None
     if advisor_id:
-        found = licenses.license_of(db, advisor_id)
-        user = identity.get_user(db, advisor_id)
-        if found is None or user is None:
+        advisor = drafts.advisor_identity(db, advisor_id)
+        if advisor is None:
             raise NotFound(
                 "no licensed advisor with this id",
                 code="unlicensed",
                 detail={"field": "advisor_id"},
             )
-        advisor = checker.AdvisorIdentity(user.name, found.institution, found.license_no)
-    return checker.check(
-        body.text,
-        kind=body.kind,
-        products=products,
-        advisor=advisor,
-        rules=marketing_rules(),
-        catalog_names=[p.product.name.zh for p in snap.products.values()],
+    return drafts.check_draft(
+        db, body.text, kind=body.kind, product_codes=body.product_codes, advisor=advisor
     )
 
 

@@ -18,12 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from covernet.audit import service as audit
-from covernet.catalog import service as catalog
-from covernet.compliance import checker, licenses
+from covernet.compliance import checker, drafts, licenses
 from covernet.compliance.models import ContentItem, ContentStatus
 from covernet.core import clock
 from covernet.core.errors import Conflict, NotFound, ValidationFailed
-from covernet.identity import service as identity
 from covernet.identity.access import Principal
 from covernet.identity.models import Role
 
@@ -45,24 +43,13 @@ def content_hash(kind: str, body: str, product_codes: list[str]) -> str:
 
 
 def _run_check(db: Session, advisor_id: str, data: ContentIn) -> checker.CheckResult:
-    from covernet.compliance.api import marketing_rules
-
-    snap = catalog.snapshot(db)
-    products = [snap.get(code).product for code in data.product_codes]
-    held = licenses.license_of(db, advisor_id)
-    user = identity.get_user(db, advisor_id)
-    licenses.require_license(db, advisor_id)
-    for product in products:
-        licenses.require_license(db, advisor_id, product.line)
-    assert held is not None and user is not None  # require_license passed
-    advisor = checker.AdvisorIdentity(user.name, held.institution, held.license_no)
-    return checker.check(
+    licenses.require_for_products(db, advisor_id, data.product_codes)
+    return drafts.check_draft(
+        db,
         data.body,
         kind=data.kind,
-        products=products,
-        advisor=advisor,
-        rules=marketing_rules(),
-        catalog_names=[p.product.name.zh for p in snap.products.values()],
+        product_codes=data.product_codes,
+        advisor=drafts.advisor_identity(db, advisor_id),
     )
 
 
@@ -170,10 +157,7 @@ def publish(db: Session, who: Principal, item_id: str) -> ContentItem:
     frozen = content_hash(item.kind, item.body, list(item.product_codes))
     if item.status != ContentStatus.approved.value or item.approved_hash != frozen:
         raise Conflict("only the approved version can be published", code="not_approved")
-    snap = catalog.snapshot(db)
-    licenses.require_license(db, item.advisor_id)
-    for code in item.product_codes:
-        licenses.require_license(db, item.advisor_id, snap.get(code).product.line)
+    licenses.require_for_products(db, item.advisor_id, item.product_codes)
     item.status = ContentStatus.published.value
     item.published_at = item.updated_at = clock.now()
     audit.record(
@@ -192,8 +176,7 @@ def published(db: Session, item_id: str) -> tuple[ContentItem, checker.AdvisorId
     item = db.get(ContentItem, item_id)
     if item is None or item.status != ContentStatus.published.value:
         raise NotFound("no such content")
-    held = licenses.license_of(db, item.advisor_id)
-    user = identity.get_user(db, item.advisor_id)
-    if held is None or user is None:
+    advisor = drafts.advisor_identity(db, item.advisor_id)
+    if advisor is None:
         raise NotFound("no such content")
-    return item, checker.AdvisorIdentity(user.name, held.institution, held.license_no)
+    return item, advisor

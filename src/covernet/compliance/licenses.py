@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from covernet.audit import service as audit
+from covernet.catalog import service as catalog
 from covernet.catalog.spec import Line
 from covernet.compliance.models import AdvisorLicense, LicenseStatus
 from covernet.core import clock
@@ -164,6 +166,17 @@ def require_license(db: Session, advisor_id: str, line: Line | None = None) -> A
             detail={"line": line.value},
         )
     return row
+
+
+def require_for_products(
+    db: Session, advisor_id: str, product_codes: Sequence[str]
+) -> AdvisorLicense:
+    """:func:`require_license` for every product's line (and the license itself)."""
+    held = require_license(db, advisor_id)
+    snap = catalog.snapshot(db)
+    for code in product_codes:
+        require_license(db, advisor_id, snap.get(code).product.line)
+    return held
 
 
 def expiring(db: Session, within_days: int) -> list[AdvisorLicense]:

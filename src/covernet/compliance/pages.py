@@ -11,8 +11,7 @@ from pydantic import ValidationError
 from covernet.audit.api import actor_of
 from covernet.catalog import service as catalog
 from covernet.catalog.spec import LINE_LABELS, Line
-from covernet.compliance import checker, content, licenses
-from covernet.compliance.api import marketing_rules
+from covernet.compliance import checker, content, drafts, licenses
 from covernet.compliance.models import ContentStatus, LicenseStatus
 from covernet.core import clock, i18n
 from covernet.core.errors import CovernetError
@@ -211,21 +210,13 @@ def check_from_console(request: Request, form: PostedForm, db: Db, who: Public) 
     kind = kind if kind in KINDS else "moments"
     codes = [str(c) for c in form.getlist("product_codes") if c]
     snap = catalog.snapshot(db)
-    products = [snap.products[c].product for c in codes if c in snap.products]
-    advisor = None
-    if who.role is Role.advisor and who.user_id:
-        found = licenses.license_of(db, who.user_id)
-        if found is not None:
-            advisor = checker.AdvisorIdentity(who.name or "", found.institution, found.license_no)
+    advisor = (
+        drafts.advisor_identity(db, who.user_id)
+        if who.role is Role.advisor and who.user_id
+        else None
+    )
     result = (
-        checker.check(
-            text,
-            kind=kind,
-            products=products,
-            advisor=advisor,
-            rules=marketing_rules(),
-            catalog_names=[p.product.name.zh for p in snap.products.values()],
-        )
+        drafts.check_draft(db, text, kind=kind, product_codes=codes, advisor=advisor)
         if text.strip()
         else None
     )
