@@ -4,10 +4,16 @@ Run from the project root::
 
     .venv/bin/python bench/checker.py [--rules catalog/rules/marketing.yaml]
                                       [--corpus tests/compliance/corpus.yaml] [--holdout]
+                                      [--split dev|test] [--quiet]
 
 Prints precision and recall per rule family (rule id) and overall, at the level of
 (sentence, rule id) labels and at sentence level (flagged or not), then every miss and
-false alarm.  ``--holdout`` scores only the sentences marked ``holdout: true``.
+false alarm.  ``--holdout`` scores only the sentences marked ``holdout: true``;
+``--split`` only those whose ``split`` is ``dev`` or ``test`` (tests/compliance/heldout.yaml).
+A sentence's ``products`` (catalog product codes) are passed to ``check``.  Only rule ids
+that the labelled file uses somewhere are scored, so structural checks the file does not
+label (R23.says_insurance, R2, R7) are left out rather than counted as false alarms.
+``--quiet`` leaves out the list of misses and false alarms.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from covernet.catalog.loader import load_catalog
 from covernet.compliance.checker import check, load_rules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,12 +40,19 @@ def main() -> None:
     parser.add_argument("--rules", type=Path, default=ROOT / "catalog/rules/marketing.yaml")
     parser.add_argument("--corpus", type=Path, default=ROOT / "tests/compliance/corpus.yaml")
     parser.add_argument("--holdout", action="store_true", help="score held-out sentences only")
+    parser.add_argument("--split", choices=["dev", "test"], help="score one split only")
+    parser.add_argument("--catalog", type=Path, default=ROOT / "catalog")
+    parser.add_argument("--quiet", action="store_true", help="do not list misses")
     args = parser.parse_args()
 
     rules = load_rules(args.rules)
     sentences = yaml.safe_load(args.corpus.read_text("utf-8"))["sentences"]
+    scored = {rule_id for s in sentences for rule_id in s["rules"]}
     if args.holdout:
         sentences = [s for s in sentences if s.get("holdout")]
+    if args.split:
+        sentences = [s for s in sentences if s.get("split") == args.split]
+    catalog = {p.code: p for p in load_catalog(args.catalog).products}
 
     tp: Counter[str] = Counter()
     fp: Counter[str] = Counter()
@@ -48,7 +62,8 @@ def main() -> None:
     started = time.perf_counter()
     for s in sentences:
         expected = set(s["rules"])
-        got = check(s["text"], rules=rules).rule_ids
+        products = [catalog[code] for code in s.get("products", [])]
+        got = check(s["text"], rules=rules, products=products).rule_ids & scored
         for rule_id in expected & got:
             tp[rule_id] += 1
         for rule_id in expected - got:
@@ -83,8 +98,9 @@ def main() -> None:
         f"{sent['bad_passed']:>4} {ratio(flagged, flagged + sent['ok_flagged']):>10} "
         f"{ratio(flagged, flagged + sent['bad_passed']):>8}"
     )
-    print()
-    print("\n".join(problems) if problems else "no misses, no false alarms")
+    if not args.quiet:
+        print()
+        print("\n".join(problems) if problems else "no misses, no false alarms")
 
 
 if __name__ == "__main__":

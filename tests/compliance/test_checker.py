@@ -23,7 +23,7 @@ from covernet.compliance.checker import (
 )
 from covernet.core.errors import ValidationFailed
 
-from ..catalog.helpers import make_product, product
+from ..catalog.helpers import make_product, product, shipped
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_PATH = ROOT / "catalog" / "rules" / "marketing.yaml"
@@ -328,3 +328,127 @@ def test_corpus_precision_and_recall() -> None:
     # Sentence level: non-compliant sentences flagged, compliant ones left alone.
     assert flagged_bad / (flagged_bad + missed_bad) >= MIN_RECALL
     assert flagged_bad / (flagged_bad + flagged_ok) >= MIN_PRECISION
+
+
+# Catalog prices (R23.catalog_prices) ---------------------------------------------------
+
+
+def _price_findings(text: str, *codes: str) -> list[Any]:
+    result = check(text, rules=rules(), products=[product(c) for c in codes])
+    return [f for f in result.findings if f.rule_id == "R23.catalog_prices"]
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("安心月月意外保险，每月5元保30万，每月16元保100万", ("accident-monthly",)),
+        ("意外保险¥16/月，最高赔100万", ("accident-monthly",)),
+        ("意外保险5元/月起，一年只要60元", ("accident-monthly",)),
+        ("住院医疗保险，30岁以下每年60元，保额50万", ("medical-million",)),
+        ("航班延误保险每段20元，延误满3小时赔200元", ("flight-delay",)),
+        ("意外保险每月5元，医疗保险每年98元", ("accident-monthly", "medical-million")),
+    ],
+)
+def test_catalog_prices_that_match_pass(text: str, codes: tuple[str, ...]) -> None:
+    assert _price_findings(text, *codes) == []
+
+
+def test_catalog_prices_that_do_not_match_fail_naming_the_figure() -> None:
+    text = "安心月月意外保险，每月3元保30万"
+    (finding,) = _price_findings(text, "accident-monthly")
+    assert finding.severity == "fail"
+    assert "第17条" in finding.citation
+    assert "3元" in finding.excerpt and "3元" in finding.message
+    assert text[finding.span[0] : finding.span[1]] == finding.excerpt
+    assert check(text, rules=rules(), products=[product("accident-monthly")]).verdict == "fail"
+    # A wrong sum insured is caught too, and named.
+    (wrong_sum,) = _price_findings("意外保险一个月只要5块，保额50万", "accident-monthly")
+    assert "50万" in wrong_sum.message
+    # Full-width figures are read as well.
+    assert _price_findings("意外保险１５元／月", "accident-monthly")
+
+
+def test_catalog_prices_not_checked_without_products() -> None:
+    assert "R23.catalog_prices" not in ids("意外保险每月3元保30万")
+
+
+# Data sources (R27.data_source) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["理赔率高达99%，放心买", "去年这款产品赔付了10万人", "95%的客户都选择了升级版"]
+)
+def test_statistics_without_a_source_are_flagged(text: str) -> None:
+    assert "R27.data_source" in ids(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "理赔率99%（数据来源：公司2023年度理赔报告）",
+        "据中国保险行业协会统计，理赔率达到98.5%",
+        "理赔率98%，来源：公司年报",
+        "等待期30天，免赔额1万元",
+    ],
+)
+def test_statistics_with_a_source_pass(text: str) -> None:
+    assert "R27.data_source" not in ids(text)
+
+
+def test_decimal_point_and_percent_survive_normalization() -> None:
+    assert normalize("理赔率 99.5％")[0] == "理赔率99.5%"
+    assert normalize("no.1")[0] == "no1"
+
+
+# Held-out set (tests/compliance/heldout.yaml) -------------------------------------------
+
+HELDOUT_PATH = Path(__file__).with_name("heldout.yaml")
+
+# Measured after tuning on the dev split only (labels, then sentences):
+#   dev  (127 sentences): precision 0.949, recall 1.000; sentences 1.000 / 1.000
+#   test (121 sentences): precision 0.817, recall 0.710; sentences 0.828 / 0.716
+# Before tuning: dev 0.826 / 0.507, test 0.750 / 0.478.  The floors sit a little below the
+# measured figures, so a rule change that loses held-out recall or precision shows up here.
+HELDOUT_FLOORS = {"dev": (0.92, 0.97), "test": (0.78, 0.68)}
+
+
+@cache
+def heldout() -> list[dict[str, Any]]:
+    sentences = yaml.safe_load(HELDOUT_PATH.read_text("utf-8"))["sentences"]
+    assert isinstance(sentences, list)
+    return sentences
+
+
+def test_heldout_shape() -> None:
+    sentences = heldout()
+    assert len(sentences) >= 200
+    compliant = sum(1 for s in sentences if not s["rules"])
+    assert 0.35 <= compliant / len(sentences) <= 0.55
+    known = {r.id for r in rules().rules}
+    codes = {p.code for p in shipped().products}
+    for s in sentences:
+        assert s["split"] in ("dev", "test"), s
+        assert set(s["rules"]) <= known, s
+        assert set(s.get("products", [])) <= codes, s
+    assert len({s["text"] for s in sentences}) == len(sentences)
+    # Every labelled rule has sentences in both splits.
+    for rule_id in {r for s in sentences for r in s["rules"]}:
+        splits = {s["split"] for s in sentences if rule_id in s["rules"]}
+        assert splits == {"dev", "test"}, rule_id
+
+
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_heldout_precision_and_recall(split: str) -> None:
+    sentences = heldout()
+    # Only rules the set labels are scored (it does not label R2, R7 or R23.says_insurance).
+    scored = {r for s in sentences for r in s["rules"]}
+    tp = fp = fn = 0
+    for s in (s for s in sentences if s["split"] == split):
+        expected = set(s["rules"])
+        got = ids(s["text"], products=[product(c) for c in s.get("products", [])]) & scored
+        tp += len(expected & got)
+        fp += len(got - expected)
+        fn += len(expected - got)
+    min_precision, min_recall = HELDOUT_FLOORS[split]
+    assert tp / (tp + fp) >= min_precision, (tp, fp)
+    assert tp / (tp + fn) >= min_recall, (tp, fn)

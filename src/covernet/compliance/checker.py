@@ -6,8 +6,15 @@ and are loaded with :func:`load_rules`; :func:`check` applies them to one text.
 Texts are matched after :func:`normalize`: NFKC (full-width to half-width), traditional to
 simplified for the characters the rules use, Latin lower-cased, and spaces, punctuation,
 symbols, emoji and zero-width characters removed, so that evasions such as ``稳*赚``,
-``保 本``, ``穩賺`` or ``ｎｏ．１`` still match.  Every normalized character remembers the
-index of the original character it came from, so findings point at the original span.
+``保 本``, ``穩賺`` or ``ｎｏ．１`` still match.  ``%`` and a decimal point between digits
+are kept (``理赔率99.5%``).  Every normalized character remembers the index of the original
+character it came from, so findings point at the original span.
+
+A rule's ``unless`` patterns cancel a hit when one of them matches near it (within
+``unless_window`` normalized characters either side; 0 = anywhere in the text), e.g. a
+statistic with ``数据来源`` or ``据…统计`` next to it.  The structural check
+``catalog_prices`` compares premiums and sums insured stated in the text with the promoted
+products' premium tables and plans.
 """
 
 from __future__ import annotations
@@ -36,7 +43,12 @@ from covernet.core.errors import ValidationFailed
 Severity = Literal["fail", "review"]
 Verdict = Literal["pass", "review", "fail"]
 StructuralName = Literal[
-    "says_insurance", "advisor_identity", "uncertainty_statement", "stop_sale_hype", "catalog_names"
+    "says_insurance",
+    "advisor_identity",
+    "uncertainty_statement",
+    "stop_sale_hype",
+    "catalog_names",
+    "catalog_prices",
 ]
 
 # Kinds of text that are promotions shown without the advisor present (R2).
@@ -59,6 +71,11 @@ _SIMP = (
 )
 TRAD_TO_SIMP: dict[str, str] = dict(zip(_TRAD, _SIMP, strict=True))
 TRAD_TO_SIMP.update({"裏": "里", "沒": "没", "於": "于", "聖": "圣", "劵": "券", "卻": "却"})
+_TRAD_MORE = (
+    "將達購維閒話訴請細閱讀責別統計億兌補貼變觀",
+    "将达购维闲话诉请细阅读责别统计亿兑补贴变观",
+)
+TRAD_TO_SIMP.update(zip(*_TRAD_MORE, strict=True))
 
 # Unicode categories dropped by normalize: punctuation, separators, symbols (emoji),
 # control/format (zero-width) and combining marks (emoji variation selectors).
@@ -92,11 +109,25 @@ def _norm_char(ch: str) -> str:
     return "".join(out)
 
 
+_KEPT = frozenset("%‰")
+
+
 def normalize(text: str) -> tuple[str, list[int]]:
     """Return the normalized text and, for each of its characters, the original index."""
     chars: list[str] = []
     index: list[int] = []
     for i, ch in enumerate(text):
+        folded = unicodedata.normalize("NFKC", ch)
+        if folded in _KEPT or (
+            folded == "."
+            and chars
+            and chars[-1].isdigit()
+            and i + 1 < len(text)
+            and unicodedata.normalize("NFKC", text[i + 1])[:1].isdigit()
+        ):
+            chars.append(folded)
+            index.append(i)
+            continue
         for c in _norm_char(ch):
             chars.append(c)
             index.append(i)
@@ -121,6 +152,10 @@ class Rule(_Model):
     patterns: list[str] = Field(default_factory=list)
     structural: StructuralName | None = None
     negatable: bool = True
+    unless: list[str] = Field(
+        default_factory=list, description="patterns that cancel a hit found near them"
+    )
+    unless_window: int = Field(default=12, ge=0, description="0: anywhere in the text")
 
     @field_validator("phrases")
     @classmethod
@@ -146,24 +181,38 @@ class Rule(_Model):
                 raise ValueError(f"rule {self.id}: bad pattern {pattern!r}: {exc}") from exc
             if compiled.search(""):
                 raise ValueError(f"rule {self.id}: pattern {pattern!r} matches empty text")
+        for pattern in self.unless:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"rule {self.id}: bad unless {pattern!r}: {exc}") from exc
         return self
 
     def compiled(self) -> list[re.Pattern[str]]:
         parts = [re.escape(normalize(p)[0]) for p in self.phrases]
         return [re.compile(p) for p in parts + list(self.patterns)]
 
+    def compiled_unless(self) -> re.Pattern[str] | None:
+        return re.compile("|".join(f"(?:{p})" for p in self.unless)) if self.unless else None
+
 
 class RuleSet(_Model):
     version: int = Field(ge=1)
     rules: list[Rule] = Field(min_length=1)
     _compiled: list[tuple[Rule, list[re.Pattern[str]]]] = PrivateAttr(default_factory=list)
+    _unless: dict[str, re.Pattern[str]] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: object, /) -> None:
         self._compiled = [(r, r.compiled()) for r in self.rules if r.structural is None]
+        self._unless = {r.id: u for r in self.rules if (u := r.compiled_unless()) is not None}
 
     def text_rules(self) -> list[tuple[Rule, list[re.Pattern[str]]]]:
         """Phrase/pattern rules with their compiled regexes (compiled once, at load)."""
         return self._compiled
+
+    def unless(self, rule: Rule) -> re.Pattern[str] | None:
+        """The rule's cancelling patterns as one compiled regex, if it has any."""
+        return self._unless.get(rule.id)
 
     @model_validator(mode="after")
     def _unique(self) -> RuleSet:
@@ -243,6 +292,91 @@ def _negated(norm: str, start: int) -> bool:
     return bool(_NEGATION.search(window))
 
 
+def _cancelled(cancel: re.Pattern[str], norm: str, hit: tuple[int, int], window: int) -> bool:
+    if window == 0:
+        return cancel.search(norm) is not None
+    return cancel.search(norm[max(0, hit[0] - window) : hit[1] + window]) is not None
+
+
+# Prices stated in a text (R23.catalog_prices) -------------------------------------------
+
+_NUM = r"(?P<n>\d+(?:\.\d+)?)"
+_PERIOD_WORDS = r"每个?月|一个月|月[缴交]|每年|一年|年[缴交]|每段|每单|每次|每份|每人|首年|保费"
+# 每月5元 / 一年只要60元 / 只要5块 / 保费¥16
+_PREMIUM_BEFORE = re.compile(
+    rf"(?:(?P<period>{_PERIOD_WORDS})(?:只要|只需|仅需|仅|才|低至|不到)?|只要|只需|仅需|低至)"
+    rf"[¥￥]?{_NUM}(?:元|块)"
+)
+# 5元/月, ¥16/月, 16块一个月
+_PREMIUM_AFTER = re.compile(rf"[¥￥]?{_NUM}(?:元|块)?(?:/|每|一个?)(?P<period>月|年)")
+_PREMIUM_YEN = re.compile(rf"[¥￥]{_NUM}(?!\s*(?:/|每|一个?)?[月年])")
+# 保额30万 / 最高赔100万 / 保30万 / 赔200元
+_SUM = re.compile(
+    rf"(?:保额|保障额度|保险金额|最高(?:可)?(?:赔付|赔偿|赔|报销|给付|保)|赔付|报销|赔|(?<![投承参确担])保)"
+    rf"(?:高达|达|至|最高)?{_NUM}(?P<unit>万元|万|元|亿)"
+)
+_UNIT_FEN = {"元": 100, "万": 1_000_000, "万元": 1_000_000, "亿": 10_000_000_000}
+
+
+def _fen(number: str, per_unit: int) -> int:
+    whole, _, frac = number.partition(".")
+    value = int(whole) * per_unit
+    if frac:
+        value += int(frac) * per_unit // 10 ** len(frac)
+    return value
+
+
+def _stated_figures(text: str) -> list[tuple[str, int, tuple[int, int], str]]:
+    """(premium|sum, fen, span, words as written) for each premium or sum insured stated."""
+    folded = unicodedata.normalize("NFKC", text)
+    # Spans are the original's when folding kept every character's place (the usual case).
+    same_places = len(folded) == len(text)
+    out: list[tuple[str, int, tuple[int, int], str]] = []
+    seen: set[int] = set()
+
+    def add(kind: str, fen: int, m: re.Match[str]) -> None:
+        if m.start("n") in seen:
+            return
+        seen.add(m.start("n"))
+        span = m.span(0) if same_places else (0, len(text))
+        out.append((kind, fen, span, m.group(0)))
+
+    for m in _PREMIUM_BEFORE.finditer(folded):
+        fen = _fen(m.group("n"), 100)
+        add("premium", -fen if _yearly(m.group("period")) else fen, m)
+    for m in _PREMIUM_AFTER.finditer(folded):
+        fen = _fen(m.group("n"), 100)
+        add("premium", -fen if m.group("period") == "年" else fen, m)
+    for m in _PREMIUM_YEN.finditer(folded):
+        add("premium", _fen(m.group("n"), 100), m)
+    for m in _SUM.finditer(folded):
+        add("sum", _fen(m.group("n"), _UNIT_FEN[m.group("unit")]), m)
+    return sorted(out, key=lambda f: f[2])
+
+
+def _yearly(period: str | None) -> bool:
+    return period is not None and "年" in period
+
+
+def _catalog_figures(products: Sequence[Product]) -> tuple[set[int], set[int]]:
+    """Premiums (fen; a yearly figure is stored negated) and sums insured the products offer.
+
+    A monthly premium also counts as twelve times itself a year; any other premium row counts
+    as both a per-period and a yearly figure.
+    """
+    premiums: set[int] = set()
+    sums: set[int] = set()
+    for item in products:
+        monthly = all(p.frequency.value == "monthly" for p in item.payment_options)
+        for plan in item.plans:
+            sums.add(plan.sum_insured_fen)
+            sums.update(c.sum_insured_fen for c in plan.coverages)
+            for row in plan.premiums:
+                premiums.add(row.premium_fen)
+                premiums.add(-(row.premium_fen * 12 if monthly else row.premium_fen))
+    return premiums, sums
+
+
 def _finding(
     rule: Rule,
     severity: Severity,
@@ -299,6 +433,9 @@ def check(
             for m in pattern.finditer(norm)
             if m.end() > m.start() and not (rule.negatable and _negated(norm, m.start()))
         }
+        cancel = rules.unless(rule)
+        if cancel is not None and hits:
+            hits = {h for h in hits if not _cancelled(cancel, norm, h, rule.unless_window)}
         # Longest hits first, so 大额存单 is reported once rather than as 存单.
         taken: list[tuple[int, int]] = []
         for s, e in sorted(hits, key=lambda h: (h[0] - h[1], h[0])):
@@ -351,6 +488,17 @@ def check(
                         (m.start(1), m.end(1)),
                         f"产品“{m.group(1)}”不在产品目录中",
                     )
+                )
+
+    prices = rules.structural("catalog_prices")
+    if prices is not None and products:
+        premiums, sums = _catalog_figures(products)
+        for kind_, fen, span, shown in _stated_figures(text):
+            offered = premiums if kind_ == "premium" else sums
+            if fen not in offered:
+                label = "保费" if kind_ == "premium" else "保额"
+                findings.append(
+                    _finding(prices, prices.severity, text, span, f"{label}“{shown}”与产品目录不符")
                 )
 
     findings.sort(key=lambda f: (f.span, f.rule_id))
