@@ -9,7 +9,8 @@ Run from the project root::
 Prints precision and recall per rule family (rule id) and overall, at the level of
 (sentence, rule id) labels and at sentence level (flagged or not), then every miss and
 false alarm.  ``--holdout`` scores only the sentences marked ``holdout: true``;
-``--split`` only those whose ``split`` is ``dev`` or ``test`` (tests/compliance/heldout.yaml).
+``--split`` only those whose ``split`` is ``dev`` or ``test`` (tests/compliance/heldout.yaml);
+a file whose sentences carry no ``split`` is scored whole, and ``--split`` on it is an error.
 A sentence's ``products`` (catalog product codes) are passed to ``check``.  Only rule ids
 that the labelled file uses somewhere are scored, so structural checks the file does not
 label (R23.says_insurance, R2, R7) are left out rather than counted as false alarms.
@@ -46,11 +47,16 @@ def main() -> None:
     args = parser.parse_args()
 
     rules = load_rules(args.rules)
-    sentences = yaml.safe_load(args.corpus.read_text("utf-8"))["sentences"]
+    data = yaml.safe_load(args.corpus.read_text("utf-8"))
+    sentences = data["sentences"] if isinstance(data, dict) else data
+    for s in sentences:
+        s.setdefault("rules", [])
     scored = {rule_id for s in sentences for rule_id in s["rules"]}
     if args.holdout:
         sentences = [s for s in sentences if s.get("holdout")]
     if args.split:
+        if not any("split" in s for s in sentences):
+            parser.error(f"{args.corpus} has no splits: leave out --split to score it whole")
         sentences = [s for s in sentences if s.get("split") == args.split]
     catalog = {p.code: p for p in load_catalog(args.catalog).products}
 

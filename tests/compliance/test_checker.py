@@ -145,6 +145,51 @@ def test_guaranteed_return_is_fail_for_uncertain_products_review_otherwise() -> 
     assert check("分红险稳赚", rules=rules()).verdict == "fail"
 
 
+# Negation and disclaimer scope ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        # A negation or warning earlier in the clause, however far back.
+        ("我不会说它是最便宜的，适不适合要看你的需求", "R23.superlative"),
+        ("不要把保险当成储蓄，它的作用是转移风险", "R24.savings_framing"),
+        ("费率调整以保险公司公告为准，不存在所谓的末班车", "R25.stop_sale_hype"),
+        ("不要听信别人说的告知随便填", "R26.nondisclosure"),
+        # A verdict after the hit: reported speech.
+        ("有人私信说给返现的都是违规的，大家别信", "R4.outside_benefit"),
+        ("有人说国家会兜底，这是误导", "R23.regulator_guarantee"),
+        ("隐瞒病史可能被拒赔", "R26.nondisclosure"),
+        ("利息、本金这些是存款的概念，保险合同里没有，别被误导", "R24.savings_framing"),
+    ],
+)
+def test_negated_or_disclaimed_hits_are_dropped(text: str, rule_id: str) -> None:
+    assert rule_id not in ids(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        # A negation in another clause does not reach the hit.
+        ("不用担心，国家兜底", "R23.regulator_guarantee"),
+        # 不是…而是…: the contrast ends the negation's reach.
+        ("它不是最便宜的而是最划算的", "R23.superlative"),
+        ("不是最便宜的，但绝对是最好的", "R23.superlative"),
+        # A negation that urges negates nothing.
+        ("千万不要错过末班车", "R25.stop_sale_hype"),
+        ("别犹豫了，全网最低价", "R23.superlative"),
+    ],
+)
+def test_claims_outside_a_negation_still_hit(text: str, rule_id: str) -> None:
+    assert rule_id in ids(text)
+
+
+def test_not_cheapest_but_best_flags_only_the_claim() -> None:
+    text = "它不是最便宜的而是最划算的"
+    (finding,) = [f for f in check(text, rules=rules()).findings if f.rule_id == "R23.superlative"]
+    assert finding.excerpt == "最划算"
+
+
 # Structural checks -------------------------------------------------------------------
 
 ADVISOR = AdvisorIdentity(
@@ -404,12 +449,15 @@ def test_decimal_point_and_percent_survive_normalization() -> None:
 
 HELDOUT_PATH = Path(__file__).with_name("heldout.yaml")
 
-# Measured after tuning on the dev split only (labels, then sentences):
+# Round 1, tuned on the dev split only (labels, then sentences):
 #   dev  (127 sentences): precision 0.949, recall 1.000; sentences 1.000 / 1.000
 #   test (121 sentences): precision 0.817, recall 0.710; sentences 0.828 / 0.716
-# Before tuning: dev 0.826 / 0.507, test 0.750 / 0.478.  The floors sit a little below the
-# measured figures, so a rule change that loses held-out recall or precision shows up here.
-HELDOUT_FLOORS = {"dev": (0.92, 0.97), "test": (0.78, 0.68)}
+# Round 2 (clause-based negation, per-family patterns) learnt from BOTH splits, so neither is
+# held out any more; the blind figures are heldout2.yaml's below.  Measured after round 2:
+#   dev:  precision 0.949, recall 1.000; sentences 1.000 / 1.000
+#   test: precision 0.986, recall 0.986; sentences 1.000 / 1.000
+# The floors sit a little below, so a rule change that loses recall or precision shows up.
+HELDOUT_FLOORS = {"dev": (0.92, 0.97), "test": (0.95, 0.95)}
 
 
 @cache

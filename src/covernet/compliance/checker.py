@@ -10,6 +10,12 @@ symbols, emoji and zero-width characters removed, so that evasions such as ``稳
 are kept (``理赔率99.5%``).  Every normalized character remembers the index of the original
 character it came from, so findings point at the original span.
 
+A hit of a ``negatable`` rule is dropped when it is negated or disclaimed: a weak marker
+(非, 任何, 所谓, 不返…) just before it, a strong negation or warning (不是, 不要, 不存在, 谨防,
+不会说…) anywhere earlier in its clause and after the last contrast word (而是, 但…), or a
+verdict on it afterwards (…的都是违规的; …，这是误导; a closing …，别被误导).  Clauses end at
+，。！？；, so 不是最便宜，而是最划算 still flags 最划算.
+
 A rule's ``unless`` patterns cancel a hit when one of them matches near it (within
 ``unless_window`` normalized characters either side; 0 = anywhere in the text), e.g. a
 statistic with ``数据来源`` or ``据…统计`` next to it.  The structural check
@@ -81,13 +87,49 @@ TRAD_TO_SIMP.update(zip(*_TRAD_MORE, strict=True))
 # control/format (zero-width) and combining marks (emoji variation selectors).
 _DROP_CATEGORIES = ("P", "Z", "S", "C", "M")
 
-# A hit closely preceded by one of these is a disclaimer, not a claim (本产品不保本).
+# Negation and disclaimer scope.  A hit is not a claim when
+# * it is closely preceded (within _NEGATION_WINDOW normalized characters of the same clause)
+#   by a weak marker such as 非, 任何, 所谓, 号称 or 不发/不返 (本产品非存款, 没有任何返现);
+# * a strong negation or warning stands anywhere earlier in its clause, after the last
+#   contrast word (不要把保险当成储蓄; 我不会说它是最便宜的; but 不是最便宜而是最划算 keeps
+#   最划算): the clause runs back to the previous ，。！？；;
+# * it is followed in its clause by a verdict on it (…的都是违规的, 隐瞒病史可能被拒赔), or the
+#   text ends with a warning clause (…，别被误导; …，大家别信): reported speech.
+# A negation that urges (不要错过, 别犹豫, 千万别等) negates nothing.
 _NEGATION = re.compile(
-    r"(不是|并非|(?<!常)非(?!常)|不承诺|不保证|不等于|不代表|不能|不得|不可|不应|切勿|勿|谨防|"
-    r"警惕|不要|千万别|(?<!特)别把|区别于|不同于|而非|并不|不属于|没有所谓|不存在|拒绝|杜绝|"
-    r"严禁|禁止|请勿|远离|谨慎对待|任何|号称|所谓|不[发送搞做返给设抽])"
+    r"(不是|并非|(?<!常)非(?!常)|不承诺|不保证|不等于|不代表|不能|不得|不可(?!抗辩)|不应|切勿|"
+    r"勿|谨防|警惕|不要|千万别|(?<!特)别把|区别于|不同于|而非|并不|不属于|没有所谓|不存在|"
+    r"拒绝|杜绝|严禁|禁止|请勿|远离|谨慎对待|任何|号称|所谓|没有|不[发送搞做返给设抽])"
 )
 _NEGATION_WINDOW = 6
+_CLAUSE_NEGATION = re.compile(
+    r"(不是|并非|并不|绝非|不存在|没有所谓|不会说|不敢说|不能说|不说|不吹|谈不上|称不上|算不上|不涉及|"
+    r"不承诺|不保证|不代表|不等于|不提供|不建议|不推荐|不支持|不允许|不得|不能(?!拒赔)|"
+    r"不可以|不可(?!抗辩)|不应|不该|不要|千万别|请勿|切勿|严禁|禁止|谨防|警惕|提防|远离|"
+    r"杜绝|拒绝|听信|不要相信|别信|不信|防范|"
+    r"(?<![特区分级类性告个识差鉴辨])别(?![的人家处样致名称扭针墅]))"
+)
+# Words after a negation that make it an urging, not a denial.
+_URGING = re.compile(r"错过|犹豫|再等|等了|等啦|担心|怕|纠结|观望|拖|迟疑|后悔|磨蹭|想了|墨迹|慌")
+# A contrast word ends the reach of an earlier negation: 不是最便宜，而是最划算.
+_CONTRAST = re.compile(r"而是|但是|但|可是|不过|反而|却")
+# A verdict after the hit in its clause: the hit is what someone else says.
+_VERDICT_AFTER = re.compile(
+    r"(都|全|就|也)?(是|属于|算)(违规|违法|骗局|骗人|诈骗|假的|虚假|误导|套路|谣言|忽悠|坑)|"
+    r"(可能|会|将)(会)?(被|导致|造成|引起)?(拒赔|解除合同|不赔)|导致拒赔|不可信|不靠谱|"
+    r"别信|不要信|别上当|不要上当|(完全|根本|是)?(不同|不一样|两回事|两码事)"
+)
+# A verdict opening the next clause: 有人说国家会兜底，这是误导.
+_NEXT_VERDICT = re.compile(
+    r"(这|那|这些|那些|这种|这个|这类|此类|这样)?(说法|话|种话)?(都|全|就|也|纯属|纯粹)?"
+    r"(是|属于|算)?(违规|违法|骗局|骗人|诈骗|假的|虚假宣传|误导|套路|谣言|忽悠|坑人)"
+)
+# A closing warning clause that makes the whole text a warning.
+_CLOSING_WARNING = re.compile(
+    r"(大家|请|千万|一定)*(别|不要|切勿|勿|谨防|警惕)(再)?(被.{0,8})?"
+    r"(误导|忽悠|骗|上当|信|轻信|相信|听信|带节奏)了?(哦|哈|啊|呀)?"
+)
+_CLAUSE_MARKS = frozenset("，,。！!？?；;\n…")
 
 _INSURANCE_WORD = re.compile(
     r"保险|(意外|医疗|重疾|寿|年金|分红|万能|投连|财产|旅行|延误|运费|安全|防癌|惠民|护理|两全)险"
@@ -285,11 +327,48 @@ class CheckResult(_Model):
         return {f.rule_id for f in self.findings}
 
 
-def _negated(norm: str, start: int) -> bool:
+def _clauses(text: str, index: list[int]) -> tuple[list[int], list[int]]:
+    """For each normalized position, where its clause starts and ends (normalized positions).
+
+    Clauses end at ，。！？；(full- or half-width), a line break or an ellipsis.
+    """
+    starts: list[int] = []
+    current = 0
+    for i in range(len(index)):
+        if i and any(c in _CLAUSE_MARKS for c in text[index[i - 1] + 1 : index[i]]):
+            current = i
+        starts.append(current)
+    ends = [0] * len(index)
+    end = len(index)
+    for i in range(len(index) - 1, -1, -1):
+        ends[i] = end
+        if starts[i] == i:
+            end = i
+    return starts, ends
+
+
+def _negating(pattern: re.Pattern[str], norm: str, lo: int, hi: int) -> bool:
+    return any(_URGING.match(norm, m.end()) is None for m in pattern.finditer(norm, lo, hi))
+
+
+def _negated(norm: str, start: int, end: int, starts: list[int], ends: list[int]) -> bool:
     if start > 0 and norm[start - 1] == "不":
         return True
-    window = norm[max(0, start - _NEGATION_WINDOW) : start]
-    return bool(_NEGATION.search(window))
+    clause = starts[start]
+    if _negating(_NEGATION, norm, max(clause, start - _NEGATION_WINDOW), start):
+        return True
+    scope = clause
+    for m in _CONTRAST.finditer(norm, clause, start):
+        scope = m.end()
+    if _negating(_CLAUSE_NEGATION, norm, scope, start):
+        return True
+    if _VERDICT_AFTER.search(norm, end, ends[end - 1]):
+        return True
+    following = ends[end - 1]
+    if following < len(norm) and _NEXT_VERDICT.match(norm, following) is not None:
+        return True
+    last = starts[-1]
+    return last > start and _CLOSING_WARNING.fullmatch(norm, last) is not None
 
 
 def _cancelled(cancel: re.Pattern[str], norm: str, hit: tuple[int, int], window: int) -> bool:
@@ -413,6 +492,7 @@ def check(
     them can be flagged.
     """
     norm, index = normalize(text)
+    starts, ends = _clauses(text, index)
     whole = (0, len(text))
     uncertain = any(p.uncertain_benefits for p in products) or bool(_UNCERTAIN_TEXT.search(norm))
     stop_sale_published = rules.structural("stop_sale_hype") is not None and any(
@@ -431,7 +511,8 @@ def check(
             (m.start(), m.end())
             for pattern in patterns
             for m in pattern.finditer(norm)
-            if m.end() > m.start() and not (rule.negatable and _negated(norm, m.start()))
+            if m.end() > m.start()
+            and not (rule.negatable and _negated(norm, m.start(), m.end(), starts, ends))
         }
         cancel = rules.unless(rule)
         if cancel is not None and hits:
