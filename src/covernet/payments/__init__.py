@@ -1,0 +1,1 @@
+"""Payments: payment intents, provider adapters, callbacks, refunds, the premium ledger."""
