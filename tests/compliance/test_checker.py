@@ -500,3 +500,43 @@ def test_heldout_precision_and_recall(split: str) -> None:
     min_precision, min_recall = HELDOUT_FLOORS[split]
     assert tp / (tp + fp) >= min_precision, (tp, fp)
     assert tp / (tp + fn) >= min_recall, (tp, fn)
+
+
+# Blind held-out set #2 (tests/compliance/heldout2.yaml) ---------------------------------
+
+HELDOUT2_PATH = Path(__file__).with_name("heldout2.yaml")
+
+# Written by someone else without reading the rules, the checker or the other sets, and
+# scored ONCE, blind, after the round-2 rules were committed (246 sentences, 110 compliant):
+#   labels:    precision 0.847, recall 0.744 (116 tp, 21 fp, 40 fn)
+#   sentences: precision 0.858, recall 0.801
+# That is the honest figure for new wording, still short of the 0.9/0.9 goal.  Do not tune
+# the rules on this file: the floors only catch a change that loses ground on it.
+HELDOUT2_FLOORS = {"labels": (0.82, 0.72), "sentences": (0.83, 0.77)}
+
+
+def test_heldout2_precision_and_recall() -> None:
+    data = yaml.safe_load(HELDOUT2_PATH.read_text("utf-8"))
+    sentences: list[dict[str, Any]] = data["sentences"]
+    assert len(sentences) >= 200
+    scored = {r for s in sentences for r in s.get("rules", [])}
+    tp = fp = fn = 0
+    flagged_bad = flagged_ok = missed_bad = 0
+    for s in sentences:
+        expected = set(s.get("rules", []))
+        got = ids(s["text"], products=[product(c) for c in s.get("products", [])]) & scored
+        tp += len(expected & got)
+        fp += len(got - expected)
+        fn += len(expected - got)
+        if expected and got:
+            flagged_bad += 1
+        elif expected:
+            missed_bad += 1
+        elif got:
+            flagged_ok += 1
+    min_precision, min_recall = HELDOUT2_FLOORS["labels"]
+    assert tp / (tp + fp) >= min_precision, (tp, fp)
+    assert tp / (tp + fn) >= min_recall, (tp, fn)
+    min_precision, min_recall = HELDOUT2_FLOORS["sentences"]
+    assert flagged_bad / (flagged_bad + flagged_ok) >= min_precision
+    assert flagged_bad / (flagged_bad + missed_bad) >= min_recall
