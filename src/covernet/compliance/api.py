@@ -10,8 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from covernet.audit.api import actor_of
-from covernet.compliance import checker, content, drafts, licenses
-from covernet.compliance.models import AdvisorLicense, ContentStatus, LicenseStatus
+from covernet.compliance import checker, content, drafts, licenses, live, transcript
+from covernet.compliance.models import AdvisorLicense, ContentStatus, LicenseStatus, LiveStatus
 from covernet.core import clock
 from covernet.core.db import unit_of_work
 from covernet.core.errors import NotFound, ValidationFailed
@@ -237,3 +237,101 @@ def reject_content(content_id: str, body: ReviewIn, db: Db, who: Reviewer) -> Co
 @router.post("/content/{content_id}/publish", response_model=ContentOut)
 def publish_content(content_id: str, db: Db, who: ContentAuthor) -> ContentOut:
     return _content_out(content.publish(db, who, content_id))
+
+
+# Live sessions (R1, R2, R4) -------------------------------------------------------------
+
+LiveReader = Annotated[Principal, allow(Role.advisor, Role.compliance, Role.admin)]
+
+
+class LiveOut(BaseModel):
+    id: str
+    host_id: str
+    title: str
+    scheduled_at: datetime
+    product_codes: list[str]
+    product_links: list[str] = Field(description="the platform's own product pages (R4)")
+    script_id: str
+    script_hash: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    transcript_hash: str | None
+    transcript_verdict: str | None
+    transcript_findings: list[dict[str, Any]] = Field(
+        description="each with offset (seconds), at (HH:MM:SS), line and the checker's finding"
+    )
+    review_outcome: str | None
+    review_note: str | None
+    public_url: str
+
+
+class TranscriptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    transcript: str = Field(
+        min_length=1,
+        max_length=transcript.MAX_TRANSCRIPT_CHARS,
+        description="one '[HH:MM:SS] text' line per utterance, or SubRip (.srt)",
+    )
+
+
+def _live_out(row: Any) -> LiveOut:
+    return LiveOut(
+        id=row.id,
+        host_id=row.host_id,
+        title=row.title,
+        scheduled_at=row.scheduled_at,
+        product_codes=row.product_codes,
+        product_links=[f"/products/{code}" for code in row.product_codes],
+        script_id=row.script_id,
+        script_hash=row.script_hash,
+        status=row.status,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        transcript_hash=row.transcript_hash,
+        transcript_verdict=row.transcript_verdict,
+        transcript_findings=row.transcript_findings or [],
+        review_outcome=row.review_outcome,
+        review_note=row.review_note,
+        public_url=f"/live/{row.id}",
+    )
+
+
+@router.post("/live-sessions", status_code=201, response_model=LiveOut)
+def register_live(body: live.LiveIn, db: Db, who: ContentAuthor) -> LiveOut:
+    """Register a live session: a licensed host, the products and an approved live script."""
+    return _live_out(live.register(db, who, body))
+
+
+@router.get("/live-sessions", response_model=list[LiveOut])
+def list_live(
+    db: Db, who: LiveReader, status: Annotated[LiveStatus | None, Query()] = None
+) -> list[LiveOut]:
+    return [_live_out(r) for r in live.listing(db, who, status)]
+
+
+@router.get("/live-sessions/{session_id}", response_model=LiveOut)
+def read_live(session_id: str, db: Db, who: LiveReader) -> LiveOut:
+    return _live_out(live.get(db, who, session_id))
+
+
+@router.post("/live-sessions/{session_id}/start", response_model=LiveOut)
+def start_live(session_id: str, db: Db, who: ContentAuthor) -> LiveOut:
+    return _live_out(live.start(db, who, session_id))
+
+
+@router.post("/live-sessions/{session_id}/end", response_model=LiveOut)
+def end_live(session_id: str, db: Db, who: ContentAuthor) -> LiveOut:
+    return _live_out(live.end(db, who, session_id))
+
+
+@router.post("/live-sessions/{session_id}/transcript", response_model=LiveOut)
+def upload_transcript(session_id: str, body: TranscriptIn, db: Db, who: LiveReader) -> LiveOut:
+    """Upload the transcript after the session; it is checked at once, line by line."""
+    return _live_out(live.upload_transcript(db, who, session_id, body.transcript))
+
+
+@router.post("/live-sessions/{session_id}/review", response_model=LiveOut)
+def review_live(session_id: str, body: live.ReviewIn, db: Db, who: Reviewer) -> LiveOut:
+    return _live_out(live.review(db, who, session_id, body))

@@ -36,6 +36,8 @@ log = logging.getLogger("covernet.monitors")
 MONITOR_MODULES: list[str] = [
     "covernet.compliance.license_monitors",
     "covernet.compliance.content_monitors",
+    "covernet.compliance.live_monitors",
+    "covernet.payments.monitors",
 ]
 MAX_ITEMS = 50
 
