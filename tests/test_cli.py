@@ -91,6 +91,16 @@ def test_user_add_reads_the_password_and_prints_the_totp_uri(env: dict[str, str]
     assert bad_role.returncode == 2 and "invalid_role" in bad_role.stderr
     code = run(["user", "totp", "dora"], env)
     assert code.returncode == 0 and code.stdout.strip().isdigit()
+    reset = run(["user", "reset-totp", "dora"], env)
+    assert reset.returncode == 0 and "otpauth://totp/Covernet:dora" in reset.stdout
+    new_secret = reset.stdout.split("secret=")[1].split("&")[0]
+    assert new_secret not in made.stdout
+    assert run(["user", "reset-totp", "nobody"], env).returncode == 2
+    actions = _count(
+        env,
+        "SELECT COUNT(*) FROM audit_entries WHERE action IN ('user.totp_shown', 'user.mfa_reset')",
+    )
+    assert actions == 2
 
 
 def test_demo_refuses_the_public_password_in_production(env: dict[str, str]) -> None:

@@ -357,16 +357,33 @@ def _print_logins(rows: list[tuple[str, str, str, str]], host: str, port: int) -
 @user_app.command("totp")
 def user_totp(username: Annotated[str, typer.Argument(help="staff username")]) -> None:
     """Print a staff member's current 6-digit code (for demos and support)."""
+    from covernet.audit import service as audit
     from covernet.identity import service
     from covernet.identity.models import User
 
     with unit_of_work() as db:
         user = db.scalar(select(User).where(User.username == username.strip().lower()))
         secret = service.staff_totp_secret(user) if user else None
-    if not secret:
-        err.print(f"[red]error[/] (not_found): no staff account '{username}' with TOTP")
-        raise typer.Exit(2)
+        if not secret or user is None:
+            err.print(f"[red]error[/] (not_found): no staff account '{username}' with TOTP")
+            raise typer.Exit(2)
+        audit.record(db, "user.totp_shown", subject_type="user", subject_id=user.id)
     console.print(service.current_totp(secret))
+
+
+@user_app.command("reset-totp")
+def user_reset_totp(username: Annotated[str, typer.Argument(help="staff username")]) -> None:
+    """Give a staff member a new TOTP secret (lost phone): old codes stop working and the
+    account's sessions end.  Prints the new enrolment URI."""
+    from covernet.identity import service
+
+    try:
+        with unit_of_work() as db:
+            enrolment = service.reset_totp(db, username)
+    except CovernetError as exc:
+        _fail(exc)
+    console.print(f"[green]new TOTP secret[/] for {enrolment.user.username}; sessions ended")
+    console.print(enrolment.totp_uri, soft_wrap=True)
 
 
 @app.command()

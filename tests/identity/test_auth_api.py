@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from covernet.audit.models import AuditEntry
 from covernet.core import clock
 from covernet.core.config import reset_settings
 from covernet.core.db import unit_of_work
+from covernet.core.errors import CovernetError
 from covernet.identity import service
 from covernet.identity.models import Role, User
-from tests.conftest import bearer, sign_in_with_cookie
+from tests.conftest import bearer, sign_in_with_cookie, staff_headers
 
 
 def test_register_then_login_and_read_me(client: Any) -> None:
@@ -259,3 +261,42 @@ def test_insurer_keys_must_name_the_insurer(client: Any, db_url: str) -> None:
         "/api/v1/admin/api-keys", json={"name": "x", "role": "customer"}, headers=admin
     )
     assert customer_key.status_code == 400 and customer_key.json()["error"] == "invalid_role"
+
+
+def test_totp_reset_ends_sessions_and_old_codes(client: Any, db_url: str) -> None:
+    headers = staff_headers(client, db_url, "mei", Role.claims)
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    with unit_of_work(db_url) as db:
+        old_secret = service.staff_totp_secret(
+            db.scalars(select(User).where(User.username == "mei")).one()
+        )
+        enrolment = service.reset_totp(db, "MEI")
+    assert old_secret and enrolment.totp_secret != old_secret
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
+    stale = client.post(
+        "/api/v1/auth/login",
+        json={
+            "username": "mei",
+            "password": "staff-pass-1",
+            "totp": service.current_totp(old_secret),
+        },
+    )
+    assert stale.status_code == 401
+    fresh = client.post(
+        "/api/v1/auth/login",
+        json={
+            "username": "mei",
+            "password": "staff-pass-1",
+            "totp": service.current_totp(enrolment.totp_secret),
+        },
+    )
+    assert fresh.status_code == 200
+    with unit_of_work(db_url) as db:
+        entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "user.mfa_reset")).one()
+        assert entry.subject_id == enrolment.user.id and entry.detail == {"sessions_ended": 1}
+        try:
+            service.reset_totp(db, "13912345678")
+        except CovernetError as exc:
+            assert exc.code == "not_found"
+        else:
+            raise AssertionError("a customer has no TOTP to reset")

@@ -243,6 +243,33 @@ def add_staff(
     return StaffEnrolment(user, secret, totp_uri(username, secret))
 
 
+def reset_totp(db: Session, username: str, *, by: audit.Actor = audit.SYSTEM) -> StaffEnrolment:
+    """Give a staff account a new TOTP secret (lost phone, suspected leak): the old codes
+    stop working, every open session of the account ends, and the change is audited."""
+    user = db.scalar(
+        select(User).where(User.username == username.strip().lower()).with_for_update()
+    )
+    if user is None or user.role not in {r.value for r in STAFF_ROLES}:
+        raise NotFound(f"no staff account '{username}'", detail={"field": "username"})
+    secret = pyotp.random_base32()
+    user.totp_secret_enc = get_cipher().encrypt(secret, context=TOTP_CONTEXT)
+    user.totp_last_step = None  # a new secret starts its own replay guard
+    ended = db.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+    audit.record(
+        db,
+        "user.mfa_reset",
+        actor=by,
+        subject_type="user",
+        subject_id=user.id,
+        detail={"sessions_ended": getattr(ended, "rowcount", 0)},
+    )
+    return StaffEnrolment(user, secret, totp_uri(user.username or username, secret))
+
+
 def totp_uri(username: str, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
 
