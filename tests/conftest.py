@@ -121,7 +121,8 @@ def postgresql_url(worker_tag: str) -> str:
         pytest.skip("PostgreSQL is not reachable")
     from covernet.core.migrate import upgrade
 
-    schema = f"covernet_test_{worker_tag}"
+    # COVERNET_TEST_TAG keeps two test runs on one server apart.
+    schema = f"covernet_test_{os.environ.get('COVERNET_TEST_TAG', '')}{worker_tag}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

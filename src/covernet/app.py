@@ -21,7 +21,10 @@ from covernet.audit import api as audit_api
 from covernet.audit import pages as audit_pages
 from covernet.catalog import api as catalog_api
 from covernet.compliance import api as compliance_api
+from covernet.compliance import live_pages
 from covernet.compliance import pages as compliance_pages
+from covernet.compliance.monitor_routes import api_router as monitors_api
+from covernet.compliance.monitor_routes import page_router as monitors_pages
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
@@ -29,7 +32,12 @@ from covernet.core.errors import CovernetError, ErrorOut
 from covernet.core.runtime import tune_gc
 from covernet.identity import api as identity_api
 from covernet.identity.access import open_route
+from covernet.payments import api as payments_api
+from covernet.payments import pages as payments_pages
+from covernet.payments import providers as payment_providers
+from covernet.payments.providers import sandbox as payment_sandbox
 from covernet.policies import api as policies_api
+from covernet.policies import buying_api
 from covernet.web import pages
 from covernet.web.render import STATIC, error_headers, render_error, wants_html
 
@@ -63,7 +71,14 @@ def _respond(request: Request, error: CovernetError) -> Response:
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     if get_settings().env is not Environment.test:  # test runs start many apps in one process
         tune_gc()
+    # The sandbox provider delivers its callbacks from this process (not under tests,
+    # which deliver them explicitly).
+    stop_sandbox = None
+    if payment_providers.sandbox_enabled() and get_settings().env is not Environment.test:
+        stop_sandbox = payment_sandbox.start_deliverer()
     yield
+    if stop_sandbox is not None:
+        await stop_sandbox()
 
 
 class ContainUnexpectedErrors:
@@ -144,9 +159,16 @@ def create_app() -> FastAPI:
     app.include_router(compliance_api.router)
     app.include_router(catalog_api.router)
     app.include_router(policies_api.router)
+    app.include_router(buying_api.router)
+    app.include_router(payments_api.router)
+    if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
+        app.include_router(payments_pages.router)
     app.include_router(pages.router)
     app.include_router(audit_pages.router)
     app.include_router(compliance_pages.router)
+    app.include_router(live_pages.router)
+    app.include_router(monitors_api)
+    app.include_router(monitors_pages)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"])

@@ -3,8 +3,11 @@
 from covernet.audit import models as audit_models
 from covernet.catalog import models as catalog_models
 from covernet.compliance import models as compliance_models
+from covernet.core import idempotency as idempotency_models
 from covernet.core.db import Base
 from covernet.identity import models as identity_models
+from covernet.payments import models as payments_models
+from covernet.payments.providers import sandbox_models as sandbox_payment_models
 from covernet.policies import models as policies_models
 
 __all__ = [
@@ -12,6 +15,9 @@ __all__ = [
     "audit_models",
     "catalog_models",
     "compliance_models",
+    "idempotency_models",
     "identity_models",
+    "payments_models",
     "policies_models",
+    "sandbox_payment_models",
 ]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from starlette.requests import Request
 
 from covernet.catalog.spec import Frequency
+from covernet.compliance import live
+from covernet.compliance.models import LiveStatus
 from covernet.core import i18n
 from covernet.identity.models import Role
 from covernet.web import render, views
@@ -71,6 +74,8 @@ def test_keys_built_at_run_time_exist() -> None:
         "content.status.",
         "monitors.status.",  # the monitors' own keys: tests/compliance/test_monitors.py
         "monitors.state.",
+        "live.status.",
+        "live.outcome.",
     }
     keys = [f"price.from.{f.value}" for f in Frequency]
     keys += [f"freq.unit.{f.value}" for f in Frequency if f is not Frequency.single]
@@ -83,6 +88,9 @@ def test_keys_built_at_run_time_exist() -> None:
     keys += [f"check.verdict.{v}" for v in ("pass", "review", "fail")]
     keys += [f"check.severity.{v}" for v in ("fail", "review")]
     keys += [f"content.status.{v}" for v in ("pending_review", "approved", "rejected", "published")]
+    keys += [f"live.status.{s.value}" for s in LiveStatus]
+    keys += [f"live.outcome.{o}" for o in get_args(live.Outcome)]
+    keys += [f"live.done.{a}" for a in ("start", "end", "transcript", "review")]
     keys += [f"occupation.{n}" for n in views.ALL_OCCUPATION_CLASSES]
     keys += [f"error.{code}" for code in views.QUOTE_ERROR_CODES]
     keys += [f"error.title.{status}" for status in (400, 401, 403, 404, 409, 422, 429, 500)]

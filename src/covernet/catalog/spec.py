@@ -284,6 +284,9 @@ class Surrender(_Model):
 class HealthQuestion(_Model):
     code: Code
     text: I18nText
+    on_yes: Literal["decline", "refer"] = Field(
+        default="decline", description="instant decision when the answer is yes (R16)"
+    )
 
     @model_validator(mode="after")
     def _specific(self) -> HealthQuestion:

@@ -19,6 +19,9 @@ DEV_SECRET_KEY = "dev-only-secret-key-change-me-0000000000000000"  # noqa: S105
 DEV_FIELD_KEYS = "dev1:ZGV2LW9ubHktZmllbGQta2V5LTAwMDAwMDAwMDAwMDA="
 DEV_BLIND_INDEX_KEY = "dev-only-blind-index-key-0000000000000000"
 DEMO_PASSWORD = "covernet-demo"  # noqa: S105 - the documented demo login
+DEV_SANDBOX_PAYMENT_SECRET = "dev-only-sandbox-payment-secret-000000000000"  # noqa: S105
+# 保险法 Art 47: a refund is paid within 30 days at the latest (R18).
+STATUTORY_REFUND_DAYS = 30
 
 
 class Environment(StrEnum):
@@ -64,13 +67,27 @@ class Settings(BaseSettings):
     # R30: keep personal data only as long as needed (`covernet purge`).
     quote_personal_data_days: int = Field(default=30, ge=1)
     login_attempt_days: int = Field(default=30, ge=1)
+    # R3: content waiting longer than this for review is a breach on /console/monitors.
+    content_review_max_days: int = Field(default=2, ge=0)
 
     # Argon2 cost; the test environment lowers it (see identity.passwords).
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=8)
 
+    # Payments: the provider adapter in use, its sandbox's signing secret, how long a
+    # payment stays payable, and the refund standard (R18: seed 5 days, never beyond 30).
+    # Providers call back at ``public_url``.  Production uses no provider until one is
+    # named (never the sandbox by default).
+    payment_provider: str = "sandbox"
+    sandbox_payment_secret: str = DEV_SANDBOX_PAYMENT_SECRET
+    payment_valid_minutes: int = Field(default=30, ge=1)
+    refund_due_days: int = Field(default=5, ge=1, le=STATUTORY_REFUND_DAYS)
+
     demo_password: str = DEMO_PASSWORD
     service_phone: str = "400-000-0000"
+    # Where customers reach the platform: links to it are "own pages" (R4), and
+    # outside parties (payment callbacks) are pointed at it.
+    public_url: str = "http://127.0.0.1:8000"
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -84,6 +101,13 @@ class Settings(BaseSettings):
                 )
                 if value == default
             ]
+            if "payment_provider" not in self.model_fields_set:
+                self.payment_provider = ""  # production names its payment provider; none till then
+            elif (
+                self.payment_provider == "sandbox"
+                and self.sandbox_payment_secret == DEV_SANDBOX_PAYMENT_SECRET
+            ):
+                bad.append("COVERNET_SANDBOX_PAYMENT_SECRET")
             if bad:
                 raise ValueError(
                     "refusing to run in production with the public development secrets: "

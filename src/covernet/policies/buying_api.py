@@ -1,0 +1,275 @@
+"""JSON routes for buying and owning a policy: documents, applications, the sale's trace,
+policies and the underwriters' referral queue."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from covernet.catalog import service as catalog
+from covernet.catalog.disclosures import UNCERTAINTY_STATEMENT
+from covernet.core import idempotency
+from covernet.identity.access import Customer, Db, Principal, Public, allow, client_ip
+from covernet.identity.models import Role
+from covernet.payments import service as payments
+from covernet.policies import applications, policies, trace
+from covernet.policies.models import Application, Policy, TraceEvent
+
+router = APIRouter(prefix="/api/v1", tags=["buying"])
+
+Reader = Annotated[Principal, allow(Role.customer, *applications.READERS)]
+Underwriter = Annotated[Principal, allow(*applications.UNDERWRITERS)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=idempotency.HEADER,
+        description="repeat a request with the same key to get the first answer back",
+    ),
+]
+
+
+class DocumentOut(BaseModel):
+    code: str
+    title: dict[str, str | None]
+    paragraphs: list[dict[str, str | None]]
+    content_hash: str
+
+
+class DocumentsOut(BaseModel):
+    product_code: str
+    product_version: int
+    documents: list[DocumentOut]
+    uncertainty_statement: str | None = Field(
+        description="the statement to type before buying (R7), for uncertain-benefit products"
+    )
+
+
+@router.get("/products/{code}/documents", response_model=DocumentsOut, tags=["catalog"])
+def product_documents(code: str, db: Db, _: Public) -> DocumentsOut:
+    """What a buyer reads and confirms (by its ``content_hash``) before applying (R13)."""
+    listed = catalog.snapshot(db).get(code)
+    docs = applications.documents_for(db, listed.product)
+    return DocumentsOut(
+        product_code=code,
+        product_version=listed.version,
+        documents=[DocumentOut.model_validate(d.as_dict()) for d in docs],
+        uncertainty_statement=(
+            UNCERTAINTY_STATEMENT if listed.product.uncertain_benefits else None
+        ),
+    )
+
+
+class ApplicationOut(BaseModel):
+    application_id: str
+    status: str
+    product_code: str
+    plan_code: str
+    premium_fen: int
+    sum_insured_fen: int
+    decision_reason: str | None
+    suitability_warnings: list[str]
+    payment_id: str | None
+    payment_status: str | None
+    pay_url: str | None
+    policy_id: str | None
+    policy_no: str | None
+    created_at: datetime
+
+
+def application_body(db: Session, app: Application) -> dict[str, Any]:
+    payment = payments.get_payment(db, app.payment_id) if app.payment_id else None
+    policy = applications.policy_of(db, app)
+    return ApplicationOut(
+        application_id=app.id,
+        status=app.status,
+        product_code=app.product_code,
+        plan_code=app.plan_code,
+        premium_fen=app.premium_fen,
+        sum_insured_fen=app.sum_insured_fen,
+        decision_reason=app.decision_reason,
+        suitability_warnings=app.suitability_warnings,
+        payment_id=app.payment_id,
+        payment_status=payment.status if payment else None,
+        pay_url=payments.pay_url(payment) if payment and payment.status == "pending" else None,
+        policy_id=policy.id if policy else None,
+        policy_no=policy.policy_no if policy else None,
+        created_at=app.created_at,
+    ).model_dump(mode="json")
+
+
+@router.post("/applications", status_code=201, response_model=ApplicationOut)
+async def submit_application(
+    body: applications.ApplicationIn,
+    request: Request,
+    who: Customer,
+    key: IdempotencyKey = None,
+) -> Response:
+    """Apply from a quote; answers ``pending_payment`` with the payment to make."""
+    ip = client_ip(request)
+    agent = request.headers.get("user-agent", "")
+
+    def action(db: Session) -> tuple[int, Any]:
+        app = applications.apply(db, who, body, ip=ip, user_agent=agent)
+        db.flush()
+        return 201, application_body(db, app)
+
+    status, result, replayed = await run_in_threadpool(
+        idempotency.run_once,
+        scope=f"{who.user_id}:applications",
+        key=key,
+        body=body.model_dump(mode="json"),
+        action=action,
+    )
+    headers = {"Idempotency-Replayed": "true"} if replayed else None
+    return JSONResponse(result, status_code=status, headers=headers)
+
+
+@router.get("/applications/{application_id}", response_model=ApplicationOut)
+def read_application(application_id: str, db: Db, who: Reader) -> dict[str, Any]:
+    return application_body(db, applications.get(db, who, application_id))
+
+
+class TraceOut(BaseModel):
+    at: datetime
+    kind: str
+    step: str
+    document: str | None
+    document_version: int | None
+    content_hash: str | None
+    detail: dict[str, Any]
+    ip: str | None
+    user_agent: str | None
+
+
+class TimelineOut(BaseModel):
+    application_id: str
+    retention_until: date | None = Field(description="R14: kept at least until this date")
+    events: list[TraceOut]
+
+
+def _event(e: TraceEvent) -> TraceOut:
+    return TraceOut(
+        at=e.at,
+        kind=e.kind,
+        step=e.step,
+        document=e.document,
+        document_version=e.document_version,
+        content_hash=e.content_hash,
+        detail=e.detail,
+        ip=e.ip,
+        user_agent=e.user_agent,
+    )
+
+
+@router.get("/applications/{application_id}/trace", response_model=TimelineOut)
+def read_trace(application_id: str, db: Db, who: Reader) -> TimelineOut:
+    """The sale's record (R13) as a timeline; the customer sees their own."""
+    app = applications.get(db, who, application_id)
+    return TimelineOut(
+        application_id=app.id,
+        retention_until=policies.retention_of(db, app),
+        events=[_event(e) for e in trace.timeline(db, app.id)],
+    )
+
+
+@router.get("/applications/{application_id}/trace.csv")
+def export_trace(application_id: str, db: Db, who: Reader) -> Response:
+    app = applications.get(db, who, application_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["at", "kind", "step", "document", "version", "content_hash", "ip", "detail"])
+    for e in trace.timeline(db, app.id):
+        writer.writerow(
+            [
+                e.at.isoformat(),
+                e.kind,
+                e.step,
+                e.document or "",
+                e.document_version or "",
+                e.content_hash or "",
+                e.ip or "",
+                e.detail,
+            ]
+        )
+    return Response(
+        "\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="trace-{app.id}.csv"'},
+    )
+
+
+class PolicyOut(BaseModel):
+    policy_id: str
+    policy_no: str
+    status: str
+    product_code: str
+    product_name: str
+    plan_code: str
+    insurer_code: str
+    premium_fen: int
+    sum_insured_fen: int
+    effective_date: date
+    end_date: date | None
+    waiting_period_end: date | None
+    cooling_off_end: date | None
+    renewal_guaranteed: bool
+    verify_url: str
+    document_url: str
+    application_id: str
+    issued_at: datetime
+
+
+def policy_body(db: Session, policy: Policy) -> PolicyOut:
+    product, _ = catalog.product_at_version(db, policy.product_version_id)
+    return PolicyOut(
+        policy_id=policy.id,
+        policy_no=policy.policy_no,
+        status=policies.effective_status(policy),
+        product_code=policy.product_code,
+        product_name=product.name.zh,
+        plan_code=policy.plan_code,
+        insurer_code=policy.insurer_code,
+        premium_fen=policy.premium_fen,
+        sum_insured_fen=policy.sum_insured_fen,
+        effective_date=policy.effective_date,
+        end_date=policy.end_date,
+        waiting_period_end=policy.waiting_period_end,
+        cooling_off_end=policy.cooling_off_end,
+        renewal_guaranteed=product.renewal.guaranteed,
+        verify_url=f"/verify/{policy.verification_code}",
+        document_url=f"/api/v1/policies/{policy.id}/document",
+        application_id=policy.application_id,
+        issued_at=policy.issued_at,
+    )
+
+
+@router.get("/policies", response_model=list[PolicyOut])
+def my_policies(db: Db, who: Customer) -> list[PolicyOut]:
+    return [policy_body(db, p) for p in policies.of_customer(db, who.user_id or "")]
+
+
+@router.get("/policies/{policy_id}", response_model=PolicyOut)
+def read_policy(policy_id: str, db: Db, who: Reader) -> PolicyOut:
+    return policy_body(db, policies.get(db, who, policy_id))
+
+
+@router.get("/underwriting/referrals", response_model=list[ApplicationOut])
+def referral_queue(db: Db, who: Underwriter) -> list[dict[str, Any]]:
+    """Paid applications the rules referred to a human, oldest first."""
+    return [application_body(db, a) for a in applications.referrals(db, who)]
+
+
+@router.post("/underwriting/referrals/{application_id}/decision", response_model=ApplicationOut)
+def decide_referral(
+    application_id: str, body: applications.ReferralDecisionIn, db: Db, who: Underwriter
+) -> dict[str, Any]:
+    """Accept (the policy is issued) or decline (the premium is refunded in full)."""
+    return application_body(db, applications.decide_referral(db, who, application_id, body))

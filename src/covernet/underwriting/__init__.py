@@ -1,0 +1,1 @@
+"""Underwriting: pure decision rules (eligibility, health answers, accumulation limits)."""
