@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-01 19:04:47.313969
+Create Date: 2026-12-01 19:11:40.014815
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("decision_reason", sa.String(length=64), nullable=True),
         sa.Column("decided_by", sa.String(length=36), nullable=True),
         sa.Column("payment_id", sa.String(length=36), nullable=True),
+        sa.Column("advisor_id", sa.String(length=36), nullable=True),
         sa.Column("created_at", covernet.core.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", covernet.core.db.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -83,6 +84,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("quote_id", name=op.f("uq_applications_quote_id")),
     )
     with op.batch_alter_table("applications", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_applications_advisor_id"), ["advisor_id"], unique=False
+        )
         batch_op.create_index(
             batch_op.f("ix_applications_customer_id"), ["customer_id"], unique=False
         )
@@ -116,6 +120,10 @@ def upgrade() -> None:
         sa.Column("gifted", sa.Boolean(), nullable=False),
         sa.Column("payment_id", sa.String(length=36), nullable=True),
         sa.Column("refund_id", sa.String(length=36), nullable=True),
+        sa.Column("advisor_id", sa.String(length=36), nullable=True),
+        sa.Column("renewal_of", sa.String(length=36), nullable=True),
+        sa.Column("renewal_consent_at", covernet.core.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("reminded_at", covernet.core.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("issued_at", covernet.core.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("ended_at", covernet.core.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", covernet.core.db.UtcDateTime(timezone=True), nullable=False),
@@ -142,6 +150,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("verification_code", name=op.f("uq_policies_verification_code")),
     )
     with op.batch_alter_table("policies", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_policies_advisor_id"), ["advisor_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_policies_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_policies_insured_id_index"), ["insured_id_index"], unique=False
@@ -152,6 +161,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_policies_product_code"), ["product_code"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_policies_renewal_of"), ["renewal_of"], unique=False)
         batch_op.create_index(batch_op.f("ix_policies_status"), ["status"], unique=False)
 
     op.create_table(
@@ -191,16 +201,19 @@ def downgrade() -> None:
     op.drop_table("trace_events")
     with op.batch_alter_table("policies", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_policies_status"))
+        batch_op.drop_index(batch_op.f("ix_policies_renewal_of"))
         batch_op.drop_index(batch_op.f("ix_policies_product_code"))
         batch_op.drop_index(batch_op.f("ix_policies_insurer_code"))
         batch_op.drop_index(batch_op.f("ix_policies_insured_id_index"))
         batch_op.drop_index(batch_op.f("ix_policies_customer_id"))
+        batch_op.drop_index(batch_op.f("ix_policies_advisor_id"))
 
     op.drop_table("policies")
     with op.batch_alter_table("applications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_applications_status"))
         batch_op.drop_index(batch_op.f("ix_applications_insured_id_index"))
         batch_op.drop_index(batch_op.f("ix_applications_customer_id"))
+        batch_op.drop_index(batch_op.f("ix_applications_advisor_id"))
 
     op.drop_table("applications")
     op.drop_table("idempotency_keys")

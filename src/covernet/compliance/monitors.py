@@ -38,6 +38,7 @@ MONITOR_MODULES: list[str] = [
     "covernet.compliance.content_monitors",
     "covernet.compliance.live_monitors",
     "covernet.payments.monitors",
+    "covernet.policies.monitors",
 ]
 MAX_ITEMS = 50
 

@@ -20,7 +20,7 @@ from covernet.core import idempotency
 from covernet.identity.access import Customer, Db, Principal, Public, allow, client_ip
 from covernet.identity.models import Role
 from covernet.payments import service as payments
-from covernet.policies import applications, policies, trace
+from covernet.policies import applications, lifecycle, policies, surrender, trace
 from covernet.policies.models import Application, Policy, TraceEvent
 
 router = APIRouter(prefix="/api/v1", tags=["buying"])
@@ -206,6 +206,29 @@ def export_trace(application_id: str, db: Db, who: Reader) -> Response:
     )
 
 
+class RefundOut(BaseModel):
+    refund_id: str
+    amount_fen: int
+    status: str
+    due_at: datetime
+    completed_at: datetime | None
+
+
+def _refunds(db: Session, payment_id: str | None) -> list[RefundOut]:
+    if not payment_id:
+        return []
+    return [
+        RefundOut(
+            refund_id=r.id,
+            amount_fen=r.amount_fen,
+            status=r.status,
+            due_at=r.due_at,
+            completed_at=r.completed_at,
+        )
+        for r in payments.refunds_of(db, payment_id)
+    ]
+
+
 class PolicyOut(BaseModel):
     policy_id: str
     policy_no: str
@@ -225,6 +248,8 @@ class PolicyOut(BaseModel):
     document_url: str
     application_id: str
     issued_at: datetime
+    ended_at: datetime | None
+    refunds: list[RefundOut]
 
 
 def policy_body(db: Session, policy: Policy) -> PolicyOut:
@@ -248,6 +273,8 @@ def policy_body(db: Session, policy: Policy) -> PolicyOut:
         document_url=f"/api/v1/policies/{policy.id}/document",
         application_id=policy.application_id,
         issued_at=policy.issued_at,
+        ended_at=policy.ended_at,
+        refunds=_refunds(db, policy.payment_id),
     )
 
 
@@ -259,6 +286,49 @@ def my_policies(db: Db, who: Customer) -> list[PolicyOut]:
 @router.get("/policies/{policy_id}", response_model=PolicyOut)
 def read_policy(policy_id: str, db: Db, who: Reader) -> PolicyOut:
     return policy_body(db, policies.get(db, who, policy_id))
+
+
+class SurrenderOut(BaseModel):
+    basis: str = Field(description="cooling_off | not_started | cash_value | unearned_premium")
+    amount_fen: int
+    fee_fen: int
+    processing_days: int = Field(description="the refund is paid within this many days (R18)")
+    conditions: dict[str, str | None]
+    documents: list[dict[str, str | None]]
+    executed: bool
+    policy: PolicyOut
+
+
+def _surrender_body(
+    db: Session, policy: Policy, quote: surrender.SurrenderQuote, executed: bool
+) -> SurrenderOut:
+    return SurrenderOut(
+        basis=quote.basis,
+        amount_fen=quote.amount_fen,
+        fee_fen=quote.fee_fen,
+        processing_days=quote.processing_days,
+        conditions=quote.conditions.model_dump(),
+        documents=[d.model_dump() for d in quote.documents],
+        executed=executed,
+        policy=policy_body(db, policy),
+    )
+
+
+@router.post("/policies/{policy_id}/cancel", response_model=SurrenderOut)
+def cancel_policy(policy_id: str, db: Db, who: Customer) -> SurrenderOut:
+    """Inside the 犹豫期: the premium back less the product's fee (R17)."""
+    policy, quote = lifecycle.cancel(db, who, policy_id)
+    return _surrender_body(db, policy, quote, True)
+
+
+@router.post("/policies/{policy_id}/surrender", response_model=SurrenderOut)
+def surrender_policy(
+    policy_id: str, body: lifecycle.SurrenderIn, db: Db, who: Customer
+) -> SurrenderOut:
+    """Without ``confirm``: the amount, documents and time limit, all at once (R18).
+    With ``confirm`` and the amount shown: the policy ends and the refund starts."""
+    policy, quote, executed = lifecycle.surrender(db, who, policy_id, body)
+    return _surrender_body(db, policy, quote, executed)
 
 
 @router.get("/underwriting/referrals", response_model=list[ApplicationOut])

@@ -92,6 +92,8 @@ class Application(Base):
     decision_reason: Mapped[str | None] = mapped_column(String(64))
     decided_by: Mapped[str | None] = mapped_column(String(36))
     payment_id: Mapped[str | None] = mapped_column(String(36))
+    # The licensed advisor who sold it, when the sale was advised (R1, R2).
+    advisor_id: Mapped[str | None] = mapped_column(String(36), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
 
@@ -134,6 +136,11 @@ class Policy(Base):
     gifted: Mapped[bool] = mapped_column(default=False)
     payment_id: Mapped[str | None] = mapped_column(String(36))
     refund_id: Mapped[str | None] = mapped_column(String(36))
+    advisor_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # Renewal only with the customer's explicit consent (R8): the policy it renews.
+    renewal_of: Mapped[str | None] = mapped_column(String(36), index=True)
+    renewal_consent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
