@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-01 19:11:40.014815
+Create Date: 2026-12-01 19:14:41.138476
 """
 
 from __future__ import annotations
@@ -100,8 +100,11 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("policy_no", sa.String(length=32), nullable=False),
         sa.Column("verification_code", sa.String(length=16), nullable=False),
-        sa.Column("application_id", sa.String(length=36), nullable=False),
-        sa.Column("customer_id", sa.String(length=36), nullable=False),
+        sa.Column("application_id", sa.String(length=36), nullable=True),
+        sa.Column("customer_id", sa.String(length=36), nullable=True),
+        sa.Column("partner_code", sa.String(length=64), nullable=True),
+        sa.Column("external_ref", sa.String(length=100), nullable=True),
+        sa.Column("holder_ref", sa.String(length=100), nullable=True),
         sa.Column("product_code", sa.String(length=64), nullable=False),
         sa.Column("product_version_id", sa.Integer(), nullable=False),
         sa.Column("insurer_code", sa.String(length=64), nullable=False),
@@ -111,7 +114,7 @@ def upgrade() -> None:
         sa.Column("payment_code", sa.String(length=64), nullable=False),
         sa.Column("premium_fen", sa.Integer(), nullable=False),
         sa.Column("sum_insured_fen", sa.Integer(), nullable=False),
-        sa.Column("insured_id_index", sa.String(length=64), nullable=False),
+        sa.Column("insured_id_index", sa.String(length=64), nullable=True),
         sa.Column("effective_date", sa.Date(), nullable=False),
         sa.Column("end_date", sa.Date(), nullable=True),
         sa.Column("waiting_period_end", sa.Date(), nullable=True),
@@ -146,6 +149,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_policies")),
         sa.UniqueConstraint("application_id", name=op.f("uq_policies_application_id")),
+        sa.UniqueConstraint("partner_code", "external_ref", name=op.f("uq_policies_partner_code")),
         sa.UniqueConstraint("policy_no", name=op.f("uq_policies_policy_no")),
         sa.UniqueConstraint("verification_code", name=op.f("uq_policies_verification_code")),
     )

@@ -319,3 +319,57 @@ def test_concurrent_double_submit_makes_one_application(
     assert reuse.status_code == 201  # the same body: the same answer
     other = apply(client, customer_headers, {**body, "suitability_confirmed": ["x"]}, key="tap")
     assert other.status_code == 409 and other.json()["error"] == "idempotency_key_reused"
+
+
+def test_an_advised_sale_needs_a_licensed_advisor(
+    client: Any, customer_headers: dict[str, str], db_url: str
+) -> None:
+    from covernet.identity.models import Role
+    from tests.conftest import add_staff, staff_headers
+
+    advisor_id, _ = add_staff(db_url, "wang", Role.advisor)
+    q = quote(client, customer_headers)
+    unlicensed = apply(client, customer_headers, application(client, q, advisor_id=advisor_id))
+    assert unlicensed.status_code == 403 and unlicensed.json()["error"] == "unlicensed"
+    officer = staff_headers(client, db_url, "zhao", Role.compliance)
+    held = client.post(
+        "/api/v1/compliance/licenses",
+        headers=officer,
+        json={
+            "license_no": "02000111000080002024000999",
+            "advisor_username": "wang",
+            "institution": "示例安心财产保险股份有限公司（演示）",
+            "valid_until": (clock.today() + timedelta(days=100)).isoformat(),
+            "lines": ["medical"],
+        },
+    )
+    assert held.status_code == 201
+    scope = apply(client, customer_headers, application(client, q, advisor_id=advisor_id))
+    assert scope.json()["error"] == "license_out_of_scope"
+    client.post(
+        f"/api/v1/compliance/licenses/{held.json()['id']}/status",
+        headers=officer,
+        json={"status": "revoked", "reason": "离职"},
+    )
+    with unit_of_work(db_url) as db:
+        assert db.scalar(select(func.count()).select_from(Application)) == 0
+    li, _ = add_staff(db_url, "liming", Role.advisor, name="李顾问")
+    client.post(
+        "/api/v1/compliance/licenses",
+        headers=officer,
+        json={
+            "license_no": "02000111000080002024000888",
+            "advisor_username": "liming",
+            "institution": "示例安心财产保险股份有限公司（演示）",
+            "valid_until": (clock.today() + timedelta(days=100)).isoformat(),
+            "lines": ["accident"],
+        },
+    )
+    advised = apply(client, customer_headers, application(client, q, advisor_id=li))
+    assert advised.status_code == 201, advised.text
+    pay(client, advised.json()["payment_id"])
+    with unit_of_work(db_url) as db:
+        policy = db.scalars(select(Policy)).one()
+        assert policy.advisor_id == li
+        step = db.scalars(select(TraceEvent).where(TraceEvent.step == "advisor")).one()
+        assert step.detail["license_no"] == "02000111000080002024000888"

@@ -25,6 +25,7 @@ from covernet.catalog.disclosures import UNCERTAINTY_STATEMENT, disclosures_for
 from covernet.catalog.documents import SaleDocument, sale_documents
 from covernet.catalog.pricing import is_on_sale
 from covernet.catalog.spec import Product
+from covernet.compliance import licenses
 from covernet.core import clock
 from covernet.core.cn_identity import IdCardInfo, age_on, parse_id_number
 from covernet.core.config import get_settings
@@ -94,6 +95,11 @@ class ApplicationIn(BaseModel):
     uncertainty_statement: str | None = Field(default=None, max_length=200)
     suitability_confirmed: list[str] = Field(default_factory=list, max_length=10)
     shown: list[ShownIn] = Field(default_factory=list, max_length=50)
+    advisor_id: str | None = Field(
+        default=None,
+        max_length=36,
+        description="the advisor who advised this sale; must be licensed for its line (R1)",
+    )
 
 
 def _bad(code: str, message: str, field: str, **extra: object) -> ValidationFailed:
@@ -287,6 +293,9 @@ def apply(
     product, version = catalog.product_at_version(db, quote.product_version_id)
     if not is_on_sale(product, today):
         raise _bad("product_not_on_sale", "this product is no longer on sale", "quote_id")
+    advisor = (
+        licenses.require_license(db, data.advisor_id, product.line) if data.advisor_id else None
+    )
     applicant, insured = _check_people(data, quote, today)
     _check_answers(product, data.health_answers)
     docs = documents_for(db, product)
@@ -351,6 +360,7 @@ def apply(
         },
         suitability_warnings=warnings,
         status=ApplicationStatus.pending_payment.value,
+        advisor_id=data.advisor_id,
     )
     if quote.customer_id is None:
         quote.customer_id = who.user_id
@@ -359,6 +369,15 @@ def apply(
     trace.record_application(
         db, app, docs, version=version, data=data, warnings=warnings, ip=ip, user_agent=user_agent
     )
+    if advisor is not None:  # R2: who advised, as the customer was shown it
+        trace.system(
+            db,
+            app,
+            "advisor",
+            license_no=advisor.license_no,
+            institution=advisor.institution,
+            advisor_id=advisor.advisor_id,
+        )
     payment, _ = payments.create_payment(
         db,
         purpose=PURPOSE,

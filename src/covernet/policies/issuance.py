@@ -67,6 +67,7 @@ def issue(db: Session, app: Application, *, by: audit.Actor) -> Policy:
         ),
         status=PolicyStatus.in_force.value,
         payment_id=app.payment_id,
+        advisor_id=app.advisor_id,
     )
     db.add(policy)
     db.flush()

@@ -70,7 +70,7 @@ def _end(
         refund_id = refund.id
     policy.status, policy.refund_id = to.value, refund_id
     policy.ended_at = policy.updated_at = clock.now()
-    app = db.get(Application, policy.application_id)
+    app = db.get(Application, policy.application_id) if policy.application_id else None
     if app is not None:
         trace.system(
             db, app, to.value, basis=quote.basis, amount_fen=quote.amount_fen, fee_fen=quote.fee_fen

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from covernet.core import clock
@@ -107,17 +107,22 @@ class PolicyStatus(StrEnum):
 
 class Policy(Base):
     __tablename__ = "policies"
+    __table_args__ = (UniqueConstraint("partner_code", "external_ref"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     policy_no: Mapped[str] = mapped_column(String(32), unique=True)
     verification_code: Mapped[str] = mapped_column(String(16), unique=True)
-    # One policy per application, whatever retries and callbacks happen.
-    application_id: Mapped[str] = mapped_column(
+    # One policy per application, whatever retries and callbacks happen.  Embedded
+    # micro-policies issued by a partner have no application: one per (partner, ref).
+    application_id: Mapped[str | None] = mapped_column(
         ForeignKey("applications.id", ondelete="RESTRICT"), unique=True
     )
-    customer_id: Mapped[str] = mapped_column(
+    customer_id: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="RESTRICT"), index=True
     )
+    partner_code: Mapped[str | None] = mapped_column(String(64))
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    holder_ref: Mapped[str | None] = mapped_column(String(100))  # the partner's customer id
     product_code: Mapped[str] = mapped_column(String(64), index=True)
     product_version_id: Mapped[int] = mapped_column(ForeignKey("product_versions.id"))
     insurer_code: Mapped[str] = mapped_column(String(64), index=True)
@@ -127,7 +132,7 @@ class Policy(Base):
     payment_code: Mapped[str] = mapped_column(String(64))
     premium_fen: Mapped[int] = mapped_column(Integer)
     sum_insured_fen: Mapped[int] = mapped_column(Integer)
-    insured_id_index: Mapped[str] = mapped_column(String(64), index=True)
+    insured_id_index: Mapped[str | None] = mapped_column(String(64), index=True)
     effective_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     waiting_period_end: Mapped[date | None] = mapped_column(Date)
