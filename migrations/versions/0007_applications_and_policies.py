@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-01 19:14:41.138476
+Create Date: 2026-12-01 19:16:38.455548
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("decided_by", sa.String(length=36), nullable=True),
         sa.Column("payment_id", sa.String(length=36), nullable=True),
         sa.Column("advisor_id", sa.String(length=36), nullable=True),
+        sa.Column("renewal_of", sa.String(length=36), nullable=True),
         sa.Column("created_at", covernet.core.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", covernet.core.db.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

@@ -94,6 +94,8 @@ class Application(Base):
     payment_id: Mapped[str | None] = mapped_column(String(36))
     # The licensed advisor who sold it, when the sale was advised (R1, R2).
     advisor_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # The policy this application renews (continuous cover), with the customer's consent.
+    renewal_of: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
 
