@@ -142,3 +142,10 @@ def test_key_rotation_reencrypts_everything_under_the_new_key(env: dict[str, str
     )
     again = run(["key", "rotate"], rotated_env)
     assert "re-encrypted 0 values" in again.stdout
+
+
+def test_jobs_run_once_and_report(env: dict[str, str]) -> None:
+    assert run(["migrate"], env).returncode == 0
+    done = run(["jobs"], env)
+    assert done.returncode == 0, done.stderr
+    assert "expire_payments: 0" in done.stdout and "expire_policies: 0" in done.stdout

@@ -238,6 +238,16 @@ def purge() -> None:
     console.print(f"[green]purged[/] {attempts} login records; scrubbed {quotes} expired quotes")
 
 
+@app.command()
+def jobs() -> None:
+    """Run the periodic jobs once: stale payments, renewal reminders, policy expiry."""
+    from covernet.policies.tasks import run_all
+
+    with console.status("running the periodic jobs…"):
+        done = run_all()
+    console.print(", ".join(f"{name}: {count}" for name, count in done.items()))
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the hash chain; name the first entry that was altered, inserted or removed."""

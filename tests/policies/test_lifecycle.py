@@ -114,3 +114,53 @@ def test_only_the_policyholder_ends_a_policy(
     url = f"/api/v1/policies/{policy['policy_id']}/cancel"
     assert anon_client.post(url, headers=other).status_code == 404
     assert anon_client.post(url).status_code == 401
+
+
+def test_renewal_only_when_the_customer_asks(
+    client: Any, customer_headers: dict[str, str], db_url: str
+) -> None:
+    from covernet.policies import renewal
+    from tests.conftest import CUSTOMER, bearer
+
+    policy = _bought(client, customer_headers)
+    assert policy["renewal"]["guaranteed"] is False  # 不保证续保
+    end = policy["end_date"]
+    early = client.post(
+        f"/api/v1/policies/{policy['policy_id']}/renewal-quote", headers=customer_headers
+    )
+    assert early.status_code == 409 and early.json()["error"] == "renewal_not_open"
+    with clock.shifted(timedelta(days=27)):
+        headers = bearer(client, CUSTOMER["mobile"], CUSTOMER["password"])
+        with unit_of_work(db_url) as db:
+            assert renewal.remind(db) == 1
+            assert renewal.remind(db) == 0  # once
+        shown = client.get(f"/api/v1/policies/{policy['policy_id']}", headers=headers).json()
+        assert shown["renewal"]["open"] and shown["renewal"]["reminded"]
+        offered = client.post(
+            f"/api/v1/policies/{policy['policy_id']}/renewal-quote", headers=headers
+        )
+        assert offered.status_code == 201, offered.text
+        next_quote = offered.json()
+        assert next_quote["effective_date"] > end  # the day after cover ends
+        # An ordinary quote cannot pose as the renewal.
+        plain = quote(client, headers)
+        wrong = apply(client, headers, application(client, plain, renewal_of=policy["policy_id"]))
+        assert wrong.json()["error"] == "not_a_renewal_quote"
+        made = apply(
+            client, headers, application(client, next_quote, renewal_of=policy["policy_id"])
+        )
+        assert made.status_code == 201, made.text
+        pay(client, made.json()["payment_id"])
+        mine = client.get("/api/v1/policies", headers=headers).json()
+        renewed = next(p for p in mine if p["application_id"] == made.json()["application_id"])
+        assert renewed["effective_date"] == next_quote["effective_date"]
+        old = client.get(f"/api/v1/policies/{policy['policy_id']}", headers=headers).json()
+        assert old["renewal"]["reason"] == "already_renewed"
+    with clock.shifted(timedelta(days=45)):
+        with unit_of_work(db_url) as db:
+            assert renewal.expire_ended(db) == 1
+        headers = bearer(client, CUSTOMER["mobile"], CUSTOMER["password"])
+        assert (
+            client.get(f"/api/v1/policies/{policy['policy_id']}", headers=headers).json()["status"]
+            == "expired"
+        )

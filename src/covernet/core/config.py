@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     catalog_dir: Path = Path("catalog")
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     quote_valid_minutes: int = Field(default=30, ge=1)
+    # Renewal opens (and the customer is reminded) this many days before cover ends (R8).
+    renewal_window_days: int = Field(default=7, ge=1, le=90)
     # R30: keep personal data only as long as needed (`covernet purge`).
     quote_personal_data_days: int = Field(default=30, ge=1)
     login_attempt_days: int = Field(default=30, ge=1)

@@ -95,6 +95,9 @@ class ApplicationIn(BaseModel):
     uncertainty_statement: str | None = Field(default=None, max_length=200)
     suitability_confirmed: list[str] = Field(default_factory=list, max_length=10)
     shown: list[ShownIn] = Field(default_factory=list, max_length=50)
+    renewal_of: str | None = Field(
+        default=None, max_length=36, description="the policy this renews (from its renewal quote)"
+    )
     advisor_id: str | None = Field(
         default=None,
         max_length=36,
@@ -296,13 +299,17 @@ def apply(
     advisor = (
         licenses.require_license(db, data.advisor_id, product.line) if data.advisor_id else None
     )
+    if data.renewal_of is not None:
+        from covernet.policies import renewal  # renewal builds on this module
+
+        renewal.check_renewal(db, who, data.renewal_of, quote)
     applicant, insured = _check_people(data, quote, today)
     _check_answers(product, data.health_answers)
     docs = documents_for(db, product)
     _check_acknowledgements(data, product, docs)
     _check_beneficiaries(data)
     insured_index = get_blind_index().digest(insured.number, context=ID_INDEX_CONTEXT)
-    holdings = holdings_of(db, insured_index, today)
+    holdings = holdings_of(db, insured_index, quote.effective_date)  # cover that overlaps
     warnings = rules.suitability(
         product,
         age=quote.insured_age,
@@ -361,6 +368,7 @@ def apply(
         suitability_warnings=warnings,
         status=ApplicationStatus.pending_payment.value,
         advisor_id=data.advisor_id,
+        renewal_of=data.renewal_of,
     )
     if quote.customer_id is None:
         quote.customer_id = who.user_id

@@ -14,7 +14,7 @@ from covernet.catalog.pricing import end_date
 from covernet.catalog.spec import Product
 from covernet.core import clock
 from covernet.policies import trace
-from covernet.policies.models import Application, ApplicationStatus, Policy, PolicyStatus
+from covernet.policies.models import Application, ApplicationStatus, Policy, PolicyStatus, Quote
 
 # Crockford's base 32 without I, L, O, U: easy to read out and type.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -38,7 +38,9 @@ def effective_date(product: Product, paid_on: date) -> date:
 def issue(db: Session, app: Application, *, by: audit.Actor) -> Policy:
     product, _ = catalog.product_at_version(db, app.product_version_id)
     today = clock.today()
-    start = effective_date(product, today)
+    quote = db.get(Quote, app.quote_id)
+    start = max(effective_date(product, today), quote.effective_date if quote else today)
+    renewing = app.renewal_of is not None  # continuous cover: no new waiting period
     term = next(t for t in product.terms_options if t.code == app.term_code)
     policy = Policy(
         policy_no=policy_number(today),
@@ -59,7 +61,7 @@ def issue(db: Session, app: Application, *, by: audit.Actor) -> Policy:
         end_date=end_date(term, start, app.insured_birth_date),
         waiting_period_end=(
             start + timedelta(days=product.waiting_period_days)
-            if product.waiting_period_days
+            if product.waiting_period_days and not renewing
             else None
         ),
         cooling_off_end=(
@@ -68,6 +70,8 @@ def issue(db: Session, app: Application, *, by: audit.Actor) -> Policy:
         status=PolicyStatus.in_force.value,
         payment_id=app.payment_id,
         advisor_id=app.advisor_id,
+        renewal_of=app.renewal_of,
+        renewal_consent_at=clock.now() if renewing else None,
     )
     db.add(policy)
     db.flush()

@@ -137,15 +137,20 @@ def _insured_facts(data: InsuredIn) -> tuple[Insured, str | None]:
     return Insured(birth, gender, region, data.occupation_class), id_number
 
 
-def prepare_quote(snap: catalog.Snapshot, data: QuoteIn, principal: Principal) -> QuoteResult:
-    """Price the request and build the quote row (not yet stored); raise what is wrong."""
+def prepare_quote(
+    snap: catalog.Snapshot, data: QuoteIn, principal: Principal, quote_date: date | None = None
+) -> QuoteResult:
+    """Price the request and build the quote row (not yet stored); raise what is wrong.
+
+    ``quote_date`` (default today) moves the cover's start, e.g. for a renewal that starts
+    the day after the current policy ends."""
     listed = snap.get(data.product_code)
     insured, id_number = _insured_facts(data.insured)
     priced = price(
         listed.product,
         plan_code=data.plan_code,
         insured=insured,
-        quote_date=clock.today(),
+        quote_date=quote_date or clock.today(),
         term_code=data.term,
         payment_code=data.payment,
         order_amount_fen=data.order_amount_fen,
@@ -187,9 +192,11 @@ def prepare_quote(snap: catalog.Snapshot, data: QuoteIn, principal: Principal) -
     )
 
 
-def create_quote(db: Session, data: QuoteIn, principal: Principal) -> QuoteResult:
+def create_quote(
+    db: Session, data: QuoteIn, principal: Principal, quote_date: date | None = None
+) -> QuoteResult:
     """Price and store a quote inside the caller's unit of work."""
-    result = prepare_quote(catalog.snapshot(db), data, principal)
+    result = prepare_quote(catalog.snapshot(db), data, principal, quote_date)
     db.execute(insert(Quote), [result.quote.row()])
     return result
 
