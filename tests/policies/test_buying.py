@@ -373,3 +373,37 @@ def test_an_advised_sale_needs_a_licensed_advisor(
         assert policy.advisor_id == li
         step = db.scalars(select(TraceEvent).where(TraceEvent.step == "advisor")).one()
         assert step.detail["license_no"] == "02000111000080002024000888"
+
+
+def test_a_crash_before_issuing_is_retried_into_exactly_one_policy(
+    client: Any, customer_headers: dict[str, str], db_url: str, monkeypatch: Any
+) -> None:
+    """The callback's transaction holds payment, underwriting and issuance together: a
+    crash rolls all of it back, the provider retries, and the retry issues once."""
+    from covernet.payments.providers import sandbox
+    from covernet.policies import issuance
+
+    made = apply(client, customer_headers, application(client, quote(client, customer_headers)))
+    real_issue = issuance.issue
+    calls = {"n": 0}
+
+    def crash_once(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the process died here")
+        return real_issue(*args, **kwargs)
+
+    monkeypatch.setattr(issuance, "issue", crash_once)
+    client.post(f"/sandbox/payments/{made.json()['payment_id']}/succeed")
+    first = sandbox.deliver_due(client)
+    assert first.failed and not first.delivered  # answered 500: nothing was kept
+    with unit_of_work(db_url) as db:
+        assert db.scalar(select(func.count()).select_from(Policy)) == 0
+        assert db.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+    with clock.shifted(timedelta(minutes=5)):  # the provider's next attempt
+        second = sandbox.deliver_due(client)
+    assert second.delivered and not second.failed
+    with unit_of_work(db_url) as db:
+        assert db.scalar(select(func.count()).select_from(Policy)) == 1
+        paid = [e.amount_fen for e in db.scalars(select(LedgerEntry)) if e.amount_fen > 0]
+        assert paid == [500]
