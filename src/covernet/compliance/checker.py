@@ -16,11 +16,21 @@ A hit of a ``negatable`` rule is dropped when it is negated or disclaimed: a wea
 verdict on it afterwards (…的都是违规的; …，这是误导; a closing …，别被误导).  Clauses end at
 ，。！？；, so 不是最便宜，而是最划算 still flags 最划算.
 
+Before the rules run, the rule set's ``aliases`` rewrite pinyin initials and syllables and
+homophones (gj → 国家, 下jia → 下架, t保 → 退保, 亭售 → 停售), keeping each character's
+original index.  A hit is also dropped when it is a word talked about rather than a claim:
+followed by 这种词/这些说法/的话术, or inside quotation marks in a text that warns or negates
+outside them (“第一”“最好”…不能说).  A rule's ``literal`` entries drop a trigger word used
+literally (地铁末班车, 过年发红包, 天花板漏水, 房贷利息), its ``allowed_by_terms`` the hits a
+promoted product's own surrender terms allow (退货运费险 refunds in full before dispatch), and
+R25's ``despite_stop_notice`` patterns stay hype even with a published stop date (手慢无).
+
 A rule's ``unless`` patterns cancel a hit when one of them matches near it (within
 ``unless_window`` normalized characters either side; 0 = anywhere in the text), e.g. a
 statistic with ``数据来源`` or ``据…统计`` next to it.  The structural check
 ``catalog_prices`` compares premiums and sums insured stated in the text with the promoted
-products' premium tables and plans.
+products' premium tables and plans: number words count as digits (一年六十块), 5000出头 and
+5000多 as a range, and an age or sex the text names (40岁, 30岁男士) picks the premium rows.
 """
 
 from __future__ import annotations
@@ -99,14 +109,17 @@ _DROP_CATEGORIES = ("P", "Z", "S", "C", "M")
 _NEGATION = re.compile(
     r"(不是|并非|(?<!常)非(?!常)|不承诺|不保证|不等于|不代表|不能|不得|不可(?!抗辩)|不应|切勿|"
     r"勿|谨防|警惕|不要|千万别|(?<!特)别把|区别于|不同于|而非|并不|不属于|没有所谓|不存在|"
-    r"拒绝|杜绝|严禁|禁止|请勿|远离|谨慎对待|任何|号称|所谓|没有|不[发送搞做返给设抽])"
+    r"拒绝|杜绝|严禁|禁止|请勿|远离|谨慎对待|任何|号称|所谓|没有|不[发送搞做返给设抽]|"
+    # An A-not-A question asks, it does not claim: 是不是稳赚, 会不会亏.
+    r"是不是|会不会|能不能|可不可以|算不算)"
 )
 _NEGATION_WINDOW = 6
 _CLAUSE_NEGATION = re.compile(
     r"(不是|并非|并不|绝非|不存在|没有所谓|不会说|不敢说|不能说|不说|不吹|谈不上|称不上|算不上|不涉及|"
     r"不承诺|不保证|不代表|不等于|不提供|不建议|不推荐|不支持|不允许|不得|不能(?!拒赔)|"
     r"不可以|不可(?!抗辩)|不应|不该|不要|千万别|请勿|切勿|严禁|禁止|谨防|警惕|提防|远离|"
-    r"杜绝|拒绝|听信|不要相信|别信|不信|防范|"
+    r"杜绝|拒绝|听信|不要相信|别信|不信|防范|被(忽悠|骗|诱导|误导|坑|套路|洗脑)|谁说|谁告诉你|打着|"
+    r"(?<!不)小心|当心|"
     r"(?<![特区分级类性告个识差鉴辨])别(?![的人家处样致名称扭针墅]))"
 )
 # Words after a negation that make it an urging, not a denial.
@@ -117,7 +130,13 @@ _CONTRAST = re.compile(r"而是|但是|但|可是|不过|反而|却")
 _VERDICT_AFTER = re.compile(
     r"(都|全|就|也)?(是|属于|算)(违规|违法|骗局|骗人|诈骗|假的|虚假|误导|套路|谣言|忽悠|坑)|"
     r"(可能|会|将)(会)?(被|导致|造成|引起)?(拒赔|解除合同|不赔)|导致拒赔|不可信|不靠谱|"
-    r"别信|不要信|别上当|不要上当|(完全|根本|是)?(不同|不一样|两回事|两码事)"
+    r"别信|不要信|别上当|不要上当|(完全|根本|是)?(不同|不一样|两回事|两码事)|"
+    r"(要|需|需要|请|务必|一定要)(慎重|谨慎|三思|想清楚)|骗子|别当真|不要当真|不可信|"
+    r"(直接|请|就|快)?(拉黑|举报|绕道|快跑|报警)|(往往|通常|总是|必然)?(伴随|意味着|对应)着?(高|更高的?)?风险|(只能|只会)?(拿回|退还?|返还|拿到)的?(是|只有)?现金价值"
+)
+# A next clause that flatly denies the hit: 手慢无？不存在的.
+_NEXT_DENIAL = re.compile(
+    r"(不存在的|没有的事|才怪|胡扯|瞎扯|胡说八道|扯淡|想多了|假的)(哈|哦|啊|呀)?"
 )
 # A verdict opening the next clause: 有人说国家会兜底，这是误导.
 _NEXT_VERDICT = re.compile(
@@ -127,7 +146,8 @@ _NEXT_VERDICT = re.compile(
 # A closing warning clause that makes the whole text a warning.
 _CLOSING_WARNING = re.compile(
     r"(大家|请|千万|一定)*(别|不要|切勿|勿|谨防|警惕)(再)?(被.{0,8})?"
-    r"(误导|忽悠|骗|上当|信|轻信|相信|听信|带节奏)了?(哦|哈|啊|呀)?"
+    r"(误导|忽悠|骗|上当|信|轻信|相信|听信|带节奏)了?(哦|哈|啊|呀)?|"
+    r"(大家|请|千万|一定|都)*要?(警惕|谨防|当心|小心|提防|注意甄别|擦亮眼睛)(哦|哈|啊|呀)?"
 )
 _CLAUSE_MARKS = frozenset("，,。！!？?；;\n…")
 
@@ -183,6 +203,49 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class LiteralUse(_Model):
+    """A trigger word used literally: 地铁末班车, 过年发红包, 天花板漏水, 房贷利息.
+
+    A hit containing ``word`` is dropped when ``context`` matches within ``window``
+    normalized characters of it, unless ``not_with`` (a sale word) matches there too.
+    """
+
+    word: str = Field(min_length=1)
+    context: str = Field(min_length=1)
+    not_with: str | None = None
+    window: int = Field(default=10, ge=1)
+
+
+class TermsAllowance(_Model):
+    """Hits (matching ``hit``) that the promoted product's own surrender terms allow.
+
+    退货运费险 refunds the premium in full before dispatch and 航班延误险 before take-off, so
+    saying so is not a 全额退保 promise when one of the promoted products' surrender
+    conditions matches ``terms``.
+    """
+
+    hit: str = Field(min_length=1)
+    terms: str = Field(min_length=1)
+
+
+class Alias(_Model):
+    """A spelling rewritten before matching: pinyin initials (gj), syllables (下jia), homophones."""
+
+    match: str = Field(min_length=1)
+    to: str = Field(min_length=1)
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"bad alias {value!r}: {exc}") from exc
+        if compiled.search(""):
+            raise ValueError(f"alias {value!r} matches empty text")
+        return value
+
+
 class Rule(_Model):
     id: str = Field(pattern=r"^R\d+\.[a-z_]+$")
     rule: str = Field(pattern=r"^R\d+$")
@@ -198,6 +261,16 @@ class Rule(_Model):
         default_factory=list, description="patterns that cancel a hit found near them"
     )
     unless_window: int = Field(default=12, ge=0, description="0: anywhere in the text")
+    literal: list[LiteralUse] = Field(
+        default_factory=list, description="contexts in which a trigger word means what it says"
+    )
+    despite_stop_notice: list[str] = Field(
+        default_factory=list,
+        description="patterns that are hype even for a product with a published stop date",
+    )
+    allowed_by_terms: TermsAllowance | None = Field(
+        default=None, description="hits the promoted product's own surrender terms allow"
+    )
 
     @field_validator("phrases")
     @classmethod
@@ -223,15 +296,24 @@ class Rule(_Model):
                 raise ValueError(f"rule {self.id}: bad pattern {pattern!r}: {exc}") from exc
             if compiled.search(""):
                 raise ValueError(f"rule {self.id}: pattern {pattern!r} matches empty text")
-        for pattern in self.unless:
+        extra = list(self.unless) + list(self.despite_stop_notice)
+        for lit in self.literal:
+            extra += [lit.word, lit.context] + ([lit.not_with] if lit.not_with else [])
+        if self.allowed_by_terms is not None:
+            extra += [self.allowed_by_terms.hit, self.allowed_by_terms.terms]
+        for pattern in extra:
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"rule {self.id}: bad unless {pattern!r}: {exc}") from exc
+                raise ValueError(f"rule {self.id}: bad pattern {pattern!r}: {exc}") from exc
         return self
 
-    def compiled(self) -> list[re.Pattern[str]]:
-        parts = [re.escape(normalize(p)[0]) for p in self.phrases]
+    def compiled(self, ruleset: RuleSet | None = None) -> list[re.Pattern[str]]:
+        def norm(phrase: str) -> str:
+            folded = normalize(phrase)
+            return ruleset.unalias(*folded)[0] if ruleset is not None else folded[0]
+
+        parts = [re.escape(norm(p)) for p in self.phrases]
         return [re.compile(p) for p in parts + list(self.patterns)]
 
     def compiled_unless(self) -> re.Pattern[str] | None:
@@ -240,13 +322,42 @@ class Rule(_Model):
 
 class RuleSet(_Model):
     version: int = Field(ge=1)
+    aliases: list[Alias] = Field(default_factory=list)
     rules: list[Rule] = Field(min_length=1)
     _compiled: list[tuple[Rule, list[re.Pattern[str]]]] = PrivateAttr(default_factory=list)
     _unless: dict[str, re.Pattern[str]] = PrivateAttr(default_factory=dict)
 
+    _aliases: list[tuple[re.Pattern[str], str]] = PrivateAttr(default_factory=list)
+
     def model_post_init(self, context: object, /) -> None:
-        self._compiled = [(r, r.compiled()) for r in self.rules if r.structural is None]
+        self._aliases = [(re.compile(a.match), a.to) for a in self.aliases]
+        self._compiled = [(r, r.compiled(self)) for r in self.rules if r.structural is None]
         self._unless = {r.id: u for r in self.rules if (u := r.compiled_unless()) is not None}
+
+    def unalias(self, norm: str, index: list[int]) -> tuple[str, list[int]]:
+        """Rewrite aliases (gj → 国家, 下jia → 下架, t保 → 退保) in a normalized text.
+
+        Each rewritten character keeps an original index: the first ones the match's first
+        character, the last one the match's last character, so spans still cover the alias.
+        """
+        for pattern, to in self._aliases:
+            if pattern.search(norm) is None:
+                continue
+            out: list[str] = []
+            where: list[int] = []
+            pos = 0
+            for m in pattern.finditer(norm):
+                if m.end() == m.start():
+                    continue
+                out.append(norm[pos : m.start()])
+                where.extend(index[pos : m.start()])
+                out.append(to)
+                where.extend([index[m.start()]] * (len(to) - 1) + [index[m.end() - 1]])
+                pos = m.end()
+            out.append(norm[pos:])
+            where.extend(index[pos:])
+            norm, index = "".join(out), where
+        return norm, index
 
     def text_rules(self) -> list[tuple[Rule, list[re.Pattern[str]]]]:
         """Phrase/pattern rules with their compiled regexes (compiled once, at load)."""
@@ -354,6 +465,10 @@ def _negating(pattern: re.Pattern[str], norm: str, lo: int, hi: int) -> bool:
 def _negated(norm: str, start: int, end: int, starts: list[int], ends: list[int]) -> bool:
     if start > 0 and norm[start - 1] == "不":
         return True
+    if norm[start] == "不" and 0 < start < len(norm) - 1 and norm[start - 1] == norm[start + 1]:
+        return True  # 会不会亏: a question
+    if _following_denied(norm, end, ends):
+        return True
     clause = starts[start]
     if _negating(_NEGATION, norm, max(clause, start - _NEGATION_WINDOW), start):
         return True
@@ -371,6 +486,64 @@ def _negated(norm: str, start: int, end: int, starts: list[int], ends: list[int]
     return last > start and _CLOSING_WARNING.fullmatch(norm, last) is not None
 
 
+def _literal(uses: Sequence[LiteralUse], norm: str, hit: tuple[int, int]) -> bool:
+    """Whether the hit is a trigger word used literally (地铁末班车, 过年发红包, 房贷利息)."""
+    for use in uses:
+        if re.search(use.word, norm[hit[0] : hit[1]]) is None:
+            continue
+        near = norm[max(0, hit[0] - use.window) : hit[1] + use.window]
+        if re.search(use.context, near) and not (use.not_with and re.search(use.not_with, near)):
+            return True
+    return False
+
+
+# Words quoted or listed in order to talk about them: “第一”“最好”这种词…不能说; 利息、本金这些词….
+_MENTION_AFTER = re.compile(
+    r".{0,12}?((这种|这些|这类|这样的|此类|之类的?|一类的?|等等?)(词|字眼|说法|话术|话|用语|表述|"
+    r"宣传|字|概念|承诺|广告|套路|口号|标语)|的(说法|话术|字眼|用语|宣传语|广告语|表述|套路))"
+)
+_QUOTE = re.compile(
+    r"“[^”\n]{1,40}”|\"[^\"\n]{1,40}\"|「[^」\n]{1,40}」|『[^』\n]{1,40}』|‘[^’\n]{1,40}’"
+)
+
+
+class _Mentions:
+    """Hits that are words talked about rather than claims made.
+
+    A hit followed in its clause by 这种词/这些说法/的话术 is a mention; so is a hit inside
+    quotation marks when the text outside the quotes warns or negates (不能说, 别信, 是假的).
+    """
+
+    def __init__(self, text: str, norm: str, index: list[int], ends: list[int]) -> None:
+        self.norm = norm
+        self.index = index
+        self.ends = ends
+        self.quoted = [(m.start() + 1, m.end() - 1) for m in _QUOTE.finditer(text)]
+        inside = {i for lo, hi in self.quoted for i in range(lo, hi)}
+        outside = "".join(c for c, i in zip(norm, index, strict=True) if i not in inside)
+        self.warned = bool(self.quoted) and bool(
+            _negating(_CLAUSE_NEGATION, outside, 0, len(outside))
+            or _VERDICT_AFTER.search(outside)
+            or _NEXT_VERDICT.search(outside)
+            or _MENTION_AFTER.search(outside)
+        )
+
+    def mentioned(self, start: int, end: int) -> bool:
+        if _MENTION_AFTER.match(self.norm, end, self.ends[end - 1]) is not None:
+            return True
+        if not self.warned:
+            return False
+        lo, hi = self.index[start], self.index[end - 1] + 1
+        return any(qlo <= lo and hi <= qhi for qlo, qhi in self.quoted)
+
+
+def _following_denied(norm: str, end: int, ends: list[int]) -> bool:
+    following = ends[end - 1]
+    return following < len(norm) and (
+        _NEXT_DENIAL.fullmatch(norm, following, ends[following]) is not None
+    )
+
+
 def _cancelled(cancel: re.Pattern[str], norm: str, hit: tuple[int, int], window: int) -> bool:
     if window == 0:
         return cancel.search(norm) is not None
@@ -380,21 +553,97 @@ def _cancelled(cancel: re.Pattern[str], norm: str, hit: tuple[int, int], window:
 # Prices stated in a text (R23.catalog_prices) -------------------------------------------
 
 _NUM = r"(?P<n>\d+(?:\.\d+)?)"
+# 5000多, 5000出头 (a little above), 60来块, 5000左右 (about).
+_APPROX = r"(?P<approx>多|出头|来|左右)?"
+# Not a premium: a deductible or threshold (每次500元免赔额), or a count (每年5000人).
+_NOT_PREMIUM = r"(?!的?(?:年)?(?:免赔|起付)|[\d.万千百岁天年次个份人%位名周倍])"
 _PERIOD_WORDS = r"每个?月|一个月|月[缴交]|每年|一年|年[缴交]|每段|每单|每次|每份|每人|首年|保费"
-# 每月5元 / 一年只要60元 / 只要5块 / 保费¥16
+# 每月5元 / 一年只要60元 / 只要5块 / 保费¥16 / 每年交5000 / 一年才5000出头
 _PREMIUM_BEFORE = re.compile(
-    rf"(?:(?P<period>{_PERIOD_WORDS})(?:只要|只需|仅需|仅|才|低至|不到)?|只要|只需|仅需|低至)"
-    rf"[¥￥]?{_NUM}(?:元|块)"
+    rf"(?:(?P<period>{_PERIOD_WORDS})(?P<verb>[交缴付])?"
+    rf"(?:也)?(?:只要|只需|仅需|仅|才|低至|不到|就)?|(?:也)?(?:只要|只需|仅需|低至))"
+    rf"[¥￥]?{_NUM}{_APPROX}(?P<unit>元|块)?(?:钱)?{_NOT_PREMIUM}"
 )
 # 5元/月, ¥16/月, 16块一个月
-_PREMIUM_AFTER = re.compile(rf"[¥￥]?{_NUM}(?:元|块)?(?:/|每|一个?)(?P<period>月|年)")
+_PREMIUM_AFTER = re.compile(
+    rf"[¥￥]?{_NUM}{_APPROX}(?:元|块)?(?:钱)?(?:/|每|一个?)(?P<period>月|年)"
+)
 _PREMIUM_YEN = re.compile(rf"[¥￥]{_NUM}(?!\s*(?:/|每|一个?)?[月年])")
 # 保额30万 / 最高赔100万 / 保30万 / 赔200元
 _SUM = re.compile(
     rf"(?:保额|保障额度|保险金额|最高(?:可)?(?:赔付|赔偿|赔|报销|给付|保)|赔付|报销|赔|(?<![投承参确担])保)"
     rf"(?:高达|达|至|最高)?{_NUM}(?P<unit>万元|万|元|亿)"
 )
+# An annuity paid out: 每年领5000元, 领取年金2000元, 领2000元年金.
+_PAYOUT = re.compile(
+    rf"(?:(?:每年|每月|每个月)领(?:取)?(?:年金)?|领(?:取)?年金){_NUM}(?P<unit>万元|万|元)"
+    rf"|领(?:取)?{_NUM.replace('<n>', '<n2>')}(?P<unit2>万元|万|元)的?年金"
+)
 _UNIT_FEN = {"元": 100, "万": 1_000_000, "万元": 1_000_000, "亿": 10_000_000_000}
+# The insured's age and sex when the text names one: 40岁也只要60元, 30岁男士 (not 30岁以下).
+_AGE = re.compile(
+    r"(?<![\d到至~\-－])(\d{1,2})周?岁(?!以下|以上|及以下|及以上|到|至|~|-|－|前|后|之前|之后|以后|以前|起)"
+)
+_MALE = re.compile(r"男(?:士|性|生|宝|孩|人)")
+_FEMALE = re.compile(r"(?<![子儿])女(?:士|性|生|宝|孩|人)")
+
+# Number words before a money unit become digits: 六十块 → 60块, 一百万 → 100万.
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千]+(?=(?:多|出头|来)?(?:元|块|万|亿))")
+
+
+def _cn_int(words: str) -> int:
+    total = digit = 0
+    last_unit = 1
+    for ch in words:
+        if ch in _CN_DIGITS:
+            digit = _CN_DIGITS[ch]
+        else:
+            last_unit = _CN_UNITS[ch]
+            total += (digit or 1) * last_unit
+            digit = 0
+    # 三千五 is 3500: a trailing digit counts in the unit below the last one.
+    return total + (digit * last_unit // 10 if last_unit > 1 and digit else digit)
+
+
+def _fold_numbers(text: str) -> tuple[str, list[int]]:
+    """NFKC-fold ``text`` and write number words as digits; each character's original index."""
+    chars: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        for c in unicodedata.normalize("NFKC", ch):
+            chars.append(c)
+            where.append(i)
+    folded = "".join(chars)
+    out: list[str] = []
+    index: list[int] = []
+    pos = 0
+    for m in _CN_NUMBER.finditer(folded):
+        if not any(c in _CN_DIGITS for c in m.group()) and m.group() != "十":
+            continue
+        out.append(folded[pos : m.start()])
+        index.extend(where[pos : m.start()])
+        digits = str(_cn_int(m.group()))
+        out.append(digits)
+        index.extend([where[m.start()]] * (len(digits) - 1) + [where[m.end() - 1]])
+        pos = m.end()
+    out.append(folded[pos:])
+    index.extend(where[pos:])
+    return "".join(out), index
 
 
 def _fen(number: str, per_unit: int) -> int:
@@ -405,22 +654,51 @@ def _fen(number: str, per_unit: int) -> int:
     return value
 
 
-def _stated_figures(text: str) -> list[tuple[str, int, tuple[int, int], str]]:
-    """(premium|sum, fen, span, words as written) for each premium or sum insured stated."""
-    folded = unicodedata.normalize("NFKC", text)
-    # Spans are the original's when folding kept every character's place (the usual case).
-    same_places = len(folded) == len(text)
-    out: list[tuple[str, int, tuple[int, int], str]] = []
+@dataclass(frozen=True)
+class _Figure:
+    kind: Literal["premium", "sum"]
+    low: int  # fen; a yearly premium is negative
+    high: int
+    span: tuple[int, int]
+    shown: str
+
+    def among(self, offered: set[int]) -> bool:
+        if self.low == self.high:
+            return self.low in offered
+        return any(self.low <= o <= self.high for o in offered)
+
+
+def _bounds(fen: int, number: str, approx: str | None) -> tuple[int, int]:
+    """The range a figure covers: 5000出头 and 5000多 up to 6000, 60来 and 60左右 ±10%."""
+    if approx in ("多", "出头"):
+        whole = number.partition(".")[0]
+        step = fen // int(whole) * 10 ** max(0, len(whole) - 1) if int(whole) else fen
+        return fen, fen + step - 1
+    if approx in ("来", "左右"):
+        return fen - fen // 10, fen + fen // 10
+    return fen, fen
+
+
+def _stated_figures(text: str) -> list[_Figure]:
+    """Each premium or sum insured the text states, with its span in the original."""
+    folded, where = _fold_numbers(text)
+    out: list[_Figure] = []
     seen: set[int] = set()
 
-    def add(kind: str, fen: int, m: re.Match[str]) -> None:
-        if m.start("n") in seen:
+    def add(kind: Literal["premium", "sum"], fen: int, m: re.Match[str], group: str = "n") -> None:
+        if m.start(group) in seen:
             return
-        seen.add(m.start("n"))
-        span = m.span(0) if same_places else (0, len(text))
-        out.append((kind, fen, span, m.group(0)))
+        seen.add(m.start(group))
+        groups = m.groupdict()
+        low, high = _bounds(abs(fen), m.group(group), groups.get("approx"))
+        if fen < 0:  # a yearly premium
+            low, high = -high, -low
+        span = (where[m.start()], where[m.end() - 1] + 1)
+        out.append(_Figure(kind, low, high, span, text[span[0] : span[1]]))
 
     for m in _PREMIUM_BEFORE.finditer(folded):
+        if not (m.group("unit") or m.group("approx") or m.group("verb")):
+            continue  # a bare number after a period word is not a price (每年5000)
         fen = _fen(m.group("n"), 100)
         add("premium", -fen if _yearly(m.group("period")) else fen, m)
     for m in _PREMIUM_AFTER.finditer(folded):
@@ -430,18 +708,37 @@ def _stated_figures(text: str) -> list[tuple[str, int, tuple[int, int], str]]:
         add("premium", _fen(m.group("n"), 100), m)
     for m in _SUM.finditer(folded):
         add("sum", _fen(m.group("n"), _UNIT_FEN[m.group("unit")]), m)
-    return sorted(out, key=lambda f: f[2])
+    for m in _PAYOUT.finditer(folded):
+        if m.group("n") is not None:
+            add("sum", _fen(m.group("n"), _UNIT_FEN[m.group("unit")]), m)
+        else:
+            add("sum", _fen(m.group("n2"), _UNIT_FEN[m.group("unit2")]), m, "n2")
+    return sorted(out, key=lambda f: f.span)
+
+
+def _insured(text: str) -> tuple[int | None, str | None]:
+    """The one age and the one sex the text gives for the insured, if it gives exactly one."""
+    folded = unicodedata.normalize("NFKC", text)
+    ages = {int(m.group(1)) for m in _AGE.finditer(folded)}
+    male, female = bool(_MALE.search(folded)), bool(_FEMALE.search(folded))
+    return (
+        ages.pop() if len(ages) == 1 else None,
+        "M" if male and not female else "F" if female and not male else None,
+    )
 
 
 def _yearly(period: str | None) -> bool:
     return period is not None and "年" in period
 
 
-def _catalog_figures(products: Sequence[Product]) -> tuple[set[int], set[int]]:
+def _catalog_figures(
+    products: Sequence[Product], age: int | None = None, gender: str | None = None
+) -> tuple[set[int], set[int]]:
     """Premiums (fen; a yearly figure is stored negated) and sums insured the products offer.
 
     A monthly premium also counts as twelve times itself a year; any other premium row counts
-    as both a per-period and a yearly figure.
+    as both a per-period and a yearly figure.  With an age or a sex, only the premium rows
+    for it count (40岁也只要60元 is checked against the 31–40 row).
     """
     premiums: set[int] = set()
     sums: set[int] = set()
@@ -451,6 +748,10 @@ def _catalog_figures(products: Sequence[Product]) -> tuple[set[int], set[int]]:
             sums.add(plan.sum_insured_fen)
             sums.update(c.sum_insured_fen for c in plan.coverages)
             for row in plan.premiums:
+                if age is not None and row.age is not None and not row.age[0] <= age <= row.age[1]:
+                    continue
+                if gender is not None and row.gender is not None and row.gender.value != gender:
+                    continue
                 premiums.add(row.premium_fen)
                 premiums.add(-(row.premium_fen * 12 if monthly else row.premium_fen))
     return premiums, sums
@@ -491,9 +792,11 @@ def check(
     when given, are the names of every product on sale, so quoted product names not among
     them can be flagged.
     """
-    norm, index = normalize(text)
+    norm, index = rules.unalias(*normalize(text))
     starts, ends = _clauses(text, index)
     whole = (0, len(text))
+    mentions = _Mentions(text, norm, index, ends)
+    surrender_terms = [normalize(p.surrender.conditions.zh)[0] for p in products]
     uncertain = any(p.uncertain_benefits for p in products) or bool(_UNCERTAIN_TEXT.search(norm))
     stop_sale_published = rules.structural("stop_sale_hype") is not None and any(
         p.sale.stop_date is not None for p in products
@@ -501,7 +804,8 @@ def check(
     findings: list[Finding] = []
     for rule, patterns in rules.text_rules():
         if rule.rule == "R25" and stop_sale_published:
-            continue
+            # A published stop date allows saying the product stops, not scarcity hype.
+            patterns = [re.compile(p) for p in rule.despite_stop_notice]
         severity: Severity = (
             rule.severity_if_uncertain
             if uncertain and rule.severity_if_uncertain is not None
@@ -514,9 +818,20 @@ def check(
             if m.end() > m.start()
             and not (rule.negatable and _negated(norm, m.start(), m.end(), starts, ends))
         }
+        if rule.negatable and hits:
+            hits = {h for h in hits if not mentions.mentioned(*h)}
         cancel = rules.unless(rule)
         if cancel is not None and hits:
             hits = {h for h in hits if not _cancelled(cancel, norm, h, rule.unless_window)}
+        if rule.literal and hits:
+            hits = {h for h in hits if not _literal(rule.literal, norm, h)}
+        allowed = rule.allowed_by_terms
+        if (
+            allowed is not None
+            and hits
+            and any(re.search(allowed.terms, t) for t in surrender_terms)
+        ):
+            hits = {h for h in hits if re.search(allowed.hit, norm[h[0] : h[1]]) is None}
         # Longest hits first, so 大额存单 is reported once rather than as 存单.
         taken: list[tuple[int, int]] = []
         for s, e in sorted(hits, key=lambda h: (h[0] - h[1], h[0])):
@@ -573,14 +888,12 @@ def check(
 
     prices = rules.structural("catalog_prices")
     if prices is not None and products:
-        premiums, sums = _catalog_figures(products)
-        for kind_, fen, span, shown in _stated_figures(text):
-            offered = premiums if kind_ == "premium" else sums
-            if fen not in offered:
-                label = "保费" if kind_ == "premium" else "保额"
-                findings.append(
-                    _finding(prices, prices.severity, text, span, f"{label}“{shown}”与产品目录不符")
-                )
+        premiums, sums = _catalog_figures(products, *_insured(text))
+        for figure in _stated_figures(text):
+            if not figure.among(premiums if figure.kind == "premium" else sums):
+                label = "保费" if figure.kind == "premium" else "保额"
+                message = f"{label}“{figure.shown}”与产品目录不符"
+                findings.append(_finding(prices, prices.severity, text, figure.span, message))
 
     findings.sort(key=lambda f: (f.span, f.rule_id))
     verdict: Verdict = (
