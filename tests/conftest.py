@@ -280,8 +280,13 @@ def _free_port() -> int:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """uvicorn serving the app on SQLite with the demo catalog and demo accounts."""
     workdir = tmp_path_factory.mktemp("live")
+    port = _free_port()
     env = {
         **os.environ,
+        # Like the demo: the sandbox's pay URLs and callbacks point at this server, and
+        # the server delivers the callbacks itself (it does not under COVERNET_ENV=test).
+        "COVERNET_ENV": "development",
+        "COVERNET_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "COVERNET_DATABASE_URL": f"sqlite:///{workdir / 'live.db'}",
         "COVERNET_COOKIE_SECURE": "false",
         "COVERNET_STAFF_MFA": "optional",
@@ -297,7 +302,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=False,
     )
     assert setup.returncode == 0, setup.stdout + setup.stderr
-    port = _free_port()
     log = (workdir / "server.log").open("w")
     proc = subprocess.Popen(
         [

@@ -154,6 +154,7 @@ def _result_view(result: QuoteResult, lang: str) -> dict[str, Any]:
     q, p = result.quote, result.product
     plan, term, payment = p.plan(q.plan_code), p.term(q.term_code), p.payment(q.payment_code)
     return {
+        "quote_id": q.id,
         "premium": format_fen(q.premium_fen),
         "unit": views.unit_text(q.frequency, lang),
         "plan": plan.name.get(lang) if plan else q.plan_code,

@@ -149,6 +149,11 @@
     setSlot(card, "id_number", insured.id_number || "");
     showRow(card, "id_number", Boolean(insured.id_number));
     setSlot(card, "valid_until", dateTimeText(quote.valid_until));
+    var apply = card.querySelector("[data-slot-href='apply']");
+    if (apply && quote.quote_id) {
+      apply.href = "/apply/" + encodeURIComponent(quote.quote_id);
+    }
+    showRow(card, "apply", Boolean(apply && quote.quote_id));
     var list = card.querySelector("[data-slot='disclosures']");
     list.replaceChildren();
     (quote.disclosures || []).forEach(function (disclosure) {
