@@ -41,3 +41,19 @@ if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
     echo "! /usr/bin/chromium is missing and cannot be installed here: browser tests will skip" >&2
   fi
 fi
+
+# E-policy PDFs embed a Chinese font (policies/epolicy.py): Debian's WenQuanYi Micro Hei
+# unless COVERNET_PDF_FONT names another; without any, the PDF route answers 503.
+WQY=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+if [ -z "${COVERNET_PDF_FONT:-}" ] && [ ! -f "$WQY" ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || $SUDO true 2>/dev/null; }; then
+    echo "› installing Debian's fonts-wqy-microhei for the e-policy PDFs"
+    { $SUDO apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-wqy-microhei >/dev/null; } ||
+      echo "! could not install fonts-wqy-microhei: e-policy PDFs use Noto CJK if present" >&2
+  else
+    echo "! $WQY is missing and apt-get is not usable here: set COVERNET_PDF_FONT for PDFs" >&2
+  fi
+fi
