@@ -38,6 +38,8 @@ from covernet.payments import providers as payment_providers
 from covernet.payments.providers import sandbox as payment_sandbox
 from covernet.policies import api as policies_api
 from covernet.policies import buying_api
+from covernet.policies import pages as purchase_pages
+from covernet.policies import verify_routes as policy_verify
 from covernet.web import pages
 from covernet.web.render import STATIC, error_headers, render_error, wants_html
 
@@ -160,10 +162,13 @@ def create_app() -> FastAPI:
     app.include_router(catalog_api.router)
     app.include_router(policies_api.router)
     app.include_router(buying_api.router)
+    app.include_router(policy_verify.api_router)
     app.include_router(payments_api.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)
     app.include_router(pages.router)
+    app.include_router(policy_verify.page_router)
+    app.include_router(purchase_pages.router)
     app.include_router(audit_pages.router)
     app.include_router(compliance_pages.router)
     app.include_router(live_pages.router)

@@ -611,8 +611,9 @@ HELDOUT2_PATH = Path(__file__).with_name("heldout2.yaml")
 HELDOUT2_FLOORS = {"labels": (0.97, 0.96), "sentences": (0.97, 0.96)}
 
 
-def test_heldout2_precision_and_recall() -> None:
-    data = yaml.safe_load(HELDOUT2_PATH.read_text("utf-8"))
+def _blind_scores(path: Path) -> tuple[float, float, float, float]:
+    """Label precision and recall, then sentence precision and recall, on a labelled file."""
+    data = yaml.safe_load(path.read_text("utf-8"))
     sentences: list[dict[str, Any]] = data["sentences"]
     assert len(sentences) >= 200
     scored = {r for s in sentences for r in s.get("rules", [])}
@@ -630,9 +631,38 @@ def test_heldout2_precision_and_recall() -> None:
             missed_bad += 1
         elif got:
             flagged_ok += 1
-    min_precision, min_recall = HELDOUT2_FLOORS["labels"]
-    assert tp / (tp + fp) >= min_precision, (tp, fp)
-    assert tp / (tp + fn) >= min_recall, (tp, fn)
-    min_precision, min_recall = HELDOUT2_FLOORS["sentences"]
-    assert flagged_bad / (flagged_bad + flagged_ok) >= min_precision
-    assert flagged_bad / (flagged_bad + missed_bad) >= min_recall
+    return (
+        tp / (tp + fp),
+        tp / (tp + fn),
+        flagged_bad / (flagged_bad + flagged_ok),
+        flagged_bad / (flagged_bad + missed_bad),
+    )
+
+
+def test_heldout2_precision_and_recall() -> None:
+    precision, recall, sent_precision, sent_recall = _blind_scores(HELDOUT2_PATH)
+    assert precision >= HELDOUT2_FLOORS["labels"][0]
+    assert recall >= HELDOUT2_FLOORS["labels"][1]
+    assert sent_precision >= HELDOUT2_FLOORS["sentences"][0]
+    assert sent_recall >= HELDOUT2_FLOORS["sentences"][1]
+
+
+# Blind held-out set #3 (tests/compliance/heldout3.yaml) ---------------------------------
+
+HELDOUT3_PATH = Path(__file__).with_name("heldout3.yaml")
+
+# Written by someone else while round 3 was tuned, and scored ONCE, blind, after the round-3
+# rules were committed (305 sentences, 133 compliant); the rules were not changed after:
+#   labels:    precision 0.871, recall 0.644 (121 tp, 18 fp, 67 fn)
+#   sentences: precision 0.871, recall 0.669
+# The honest figure for new wording, short of the 0.9/0.9 goal.  Do not tune the rules on
+# this file: the floors only catch a change that loses ground on it.
+HELDOUT3_FLOORS = {"labels": (0.84, 0.62), "sentences": (0.84, 0.64)}
+
+
+def test_heldout3_precision_and_recall() -> None:
+    precision, recall, sent_precision, sent_recall = _blind_scores(HELDOUT3_PATH)
+    assert precision >= HELDOUT3_FLOORS["labels"][0]
+    assert recall >= HELDOUT3_FLOORS["labels"][1]
+    assert sent_precision >= HELDOUT3_FLOORS["sentences"][0]
+    assert sent_recall >= HELDOUT3_FLOORS["sentences"][1]

@@ -15,6 +15,8 @@ from covernet.compliance import live
 from covernet.compliance.models import LiveStatus
 from covernet.core import i18n
 from covernet.identity.models import Role
+from covernet.policies import purchase, verification
+from covernet.policies.models import PolicyStatus
 from covernet.web import render, views
 
 WEB = Path(render.__file__).parent
@@ -76,6 +78,14 @@ def test_keys_built_at_run_time_exist() -> None:
         "monitors.state.",
         "live.status.",
         "live.outcome.",
+        "buy.step.",  # the purchase pages: checked below
+        "buy.relationship.",
+        "buy.beneficiary.",
+        "buy.suitability.",
+        "application.progress.",
+        "application.reason.",
+        "policy.status.",
+        "verify.status.",  # the public verification page
     }
     keys = [f"price.from.{f.value}" for f in Frequency]
     keys += [f"freq.unit.{f.value}" for f in Frequency if f is not Frequency.single]
@@ -92,6 +102,17 @@ def test_keys_built_at_run_time_exist() -> None:
     keys += [f"live.outcome.{o}" for o in get_args(live.Outcome)]
     keys += [f"live.done.{a}" for a in ("start", "end", "transcript", "review")]
     keys += [f"occupation.{n}" for n in views.ALL_OCCUPATION_CLASSES]
+    keys += [f"buy.step.{s}" for s in purchase.STEP_CODES]
+    keys += [f"buy.relationship.{r}" for r in purchase.RELATIONSHIPS]
+    keys += [f"buy.beneficiary.{r}" for r in purchase.BENEFICIARY_RELATIONSHIPS]
+    keys += [f"buy.suitability.{w}" for w in purchase.SUITABILITY_WARNINGS]
+    keys += [f"application.progress.{p}" for p in purchase.PROGRESS]
+    keys += [
+        f"application.reason.{r}"
+        for r in (*purchase.DECLINE_REASONS, *purchase.REFER_REASONS, "other")
+    ]
+    keys += [f"policy.status.{s.value}" for s in PolicyStatus] + ["policy.status.pending"]
+    keys += [f"verify.status.{s}" for s in verification.STATUSES]
     keys += [f"error.{code}" for code in views.QUOTE_ERROR_CODES]
     keys += [f"error.title.{status}" for status in (400, 401, 403, 404, 409, 422, 429, 500)]
     keys += ["gender.M", "gender.F", "error.title.default"]

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     quote_valid_minutes: int = Field(default=30, ge=1)
     # Renewal opens (and the customer is reminded) this many days before cover ends (R8).
     renewal_window_days: int = Field(default=7, ge=1, le=90)
+    # The CJK font (.ttf/.otf/.ttc) embedded in e-policy PDFs; unset: a known system font.
+    pdf_font: Path | None = None
     # R30: keep personal data only as long as needed (`covernet purge`).
     quote_personal_data_days: int = Field(default=30, ge=1)
     login_attempt_days: int = Field(default=30, ge=1)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -20,7 +21,16 @@ from covernet.core import idempotency
 from covernet.identity.access import Customer, Db, Principal, Public, allow, client_ip
 from covernet.identity.models import Role
 from covernet.payments import service as payments
-from covernet.policies import applications, lifecycle, policies, surrender, trace
+from covernet.policies import (
+    applications,
+    epolicy,
+    lifecycle,
+    policies,
+    renewal,
+    surrender,
+    trace,
+)
+from covernet.policies.api import QuoteOut, quote_body
 from covernet.policies.models import Application, Policy, TraceEvent
 
 router = APIRouter(prefix="/api/v1", tags=["buying"])
@@ -229,6 +239,14 @@ def _refunds(db: Session, payment_id: str | None) -> list[RefundOut]:
     ]
 
 
+class RenewalOut(BaseModel):
+    open: bool = Field(description="a renewal quote can be asked for now")
+    opens_on: date | None
+    reminded: bool
+    guaranteed: bool = Field(description="false: 不保证续保")
+    reason: str | None = Field(description="why it cannot be renewed now")
+
+
 class PolicyOut(BaseModel):
     policy_id: str
     policy_no: str
@@ -246,10 +264,11 @@ class PolicyOut(BaseModel):
     renewal_guaranteed: bool
     verify_url: str
     document_url: str
-    application_id: str
+    application_id: str | None
     issued_at: datetime
     ended_at: datetime | None
     refunds: list[RefundOut]
+    renewal: RenewalOut
 
 
 def policy_body(db: Session, policy: Policy) -> PolicyOut:
@@ -275,6 +294,7 @@ def policy_body(db: Session, policy: Policy) -> PolicyOut:
         issued_at=policy.issued_at,
         ended_at=policy.ended_at,
         refunds=_refunds(db, policy.payment_id),
+        renewal=RenewalOut(**vars(renewal.state(db, policy))),
     )
 
 
@@ -286,6 +306,24 @@ def my_policies(db: Db, who: Customer) -> list[PolicyOut]:
 @router.get("/policies/{policy_id}", response_model=PolicyOut)
 def read_policy(policy_id: str, db: Db, who: Reader) -> PolicyOut:
     return policy_body(db, policies.get(db, who, policy_id))
+
+
+@router.get(
+    "/policies/{policy_id}/document",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "the e-policy"}},
+)
+def policy_document(policy_id: str, db: Db, who: Reader) -> Response:
+    """The e-policy as a PDF (R16); 503 ``pdf_font_missing`` when no Chinese font is set up."""
+    policy = policies.get(db, who, policy_id)
+    return Response(
+        epolicy.document(db, policy),
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{policy.policy_no}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 class SurrenderOut(BaseModel):
@@ -329,6 +367,15 @@ def surrender_policy(
     With ``confirm`` and the amount shown: the policy ends and the refund starts."""
     policy, quote, executed = lifecycle.surrender(db, who, policy_id, body)
     return _surrender_body(db, policy, quote, executed)
+
+
+@router.post("/policies/{policy_id}/renewal-quote", status_code=201, response_model=QuoteOut)
+def renewal_quote(policy_id: str, db: Db, who: Customer) -> Response:
+    """A quote for the next period, starting the day after cover ends; renewing is then an
+    application with ``renewal_of`` that the customer confirms and pays (R8)."""
+    return JSONResponse(
+        jsonable_encoder(quote_body(renewal.renewal_quote(db, who, policy_id))), status_code=201
+    )
 
 
 @router.get("/underwriting/referrals", response_model=list[ApplicationOut])
