@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -724,7 +726,26 @@ def render(facts: EPolicy, font: PdfFont | None = None) -> bytes:
     return bytes(pdf.output())
 
 
+# Rendering costs a few hundred milliseconds (mostly loading the font), and a policy's
+# document never changes once issued, so recent ones are kept, keyed by the policy and
+# the font; the caller has checked access before asking.
+_RENDERED: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
+_RENDERED_MAX = 128
+_rendered_lock = threading.Lock()
+
+
 def document(db: Session, policy: Policy) -> bytes:
     """The policy's e-policy PDF (the font is looked up first: no font, no facts read)."""
     font = find_font()
-    return render(facts_of(db, policy), font)
+    key = (policy.id, str(font.path), font.face)
+    with _rendered_lock:
+        found = _RENDERED.get(key)
+        if found is not None:
+            _RENDERED.move_to_end(key)
+            return found
+    pdf = render(facts_of(db, policy), font)
+    with _rendered_lock:
+        _RENDERED[key] = pdf
+        while len(_RENDERED) > _RENDERED_MAX:
+            _RENDERED.popitem(last=False)
+    return pdf
