@@ -322,3 +322,96 @@ def test_declined_and_referred_say_what_happens_next(
     referred = shown["pending-hospital"]
     assert "核保人员人工审核" in referred and "个工作日内" in referred
     assert 'data-progress="underwrite" aria-current="step"' in referred
+
+
+CI = {
+    "product_code": "ci-lifetime",
+    "plan_code": "standard",
+    "term": "whole-life",
+    "payment": "pay20",
+}
+CI_NO = {
+    "serious-diagnoses": False,
+    "screening-findings": False,
+    "pending-hospital": False,
+    "infant-conditions": False,
+}
+
+
+def _bought(client: Any, headers: dict[str, str], **over: Any) -> str:
+    from tests.policies.buying import application, apply
+
+    q = quote(client, headers, **over)
+    answers = {"health_answers": CI_NO} if over else {}
+    made = apply(client, headers, application(client, q, **answers))
+    assert made.status_code == 201, made.text
+    pay(client, made.json()["payment_id"])
+    return str(client.get("/api/v1/policies", headers=headers).json()[0]["policy_id"])
+
+
+def test_cancel_within_cooling_off_on_the_policy_page(
+    client: Any, customer: dict[str, str], customer_headers: dict[str, str], db_url: str
+) -> None:
+    policy_id = _bought(client, customer_headers, **CI)
+    csrf = sign_in_with_cookie(client, db_url, customer["id"])
+    page = client.get(f"/policies/{policy_id}").text
+    assert "犹豫期内解除合同" in page and "data-cancel" in page
+    assert "所需材料" in page and "天内退回" in page  # conditions, documents, time at once
+    done = client.post(f"/policies/{policy_id}/cancel", data={"csrf_token": csrf})
+    assert done.status_code == 200 and "已在犹豫期内解除合同" in done.text
+    assert 'data-refund-status="requested"' in done.text
+    again = client.post(f"/policies/{policy_id}/cancel", data={"csrf_token": csrf})
+    assert again.status_code == 409 and "data-cancel" not in again.text
+    assert client.post(f"/policies/{policy_id}/cancel", data={}).status_code == 403  # no CSRF
+
+
+def test_surrender_on_the_policy_page_needs_the_amount_shown(
+    client: Any, customer: dict[str, str], customer_headers: dict[str, str], db_url: str
+) -> None:
+    policy_id = _bought(client, customer_headers)
+    csrf = sign_in_with_cookie(client, db_url, customer["id"])
+    page = client.get(f"/policies/{policy_id}").text
+    amount = re.search(r'name="amount_fen" value="(\d+)"', page)
+    assert amount and "data-surrender" in page and "保障尚未开始" in page
+    stale = client.post(
+        f"/policies/{policy_id}/surrender", data={"csrf_token": csrf, "amount_fen": "1"}
+    )
+    assert stale.status_code == 409
+    done = client.post(
+        f"/policies/{policy_id}/surrender",
+        data={"csrf_token": csrf, "amount_fen": amount.group(1)},
+    )
+    assert done.status_code == 200 and "已办理退保" in done.text
+    assert (
+        client.get(f"/api/v1/policies/{policy_id}", headers=customer_headers).json()["status"]
+        == "surrendered"
+    )
+
+
+def test_renewal_from_the_policy_page_goes_through_the_apply_form(
+    client: Any, customer: dict[str, str], customer_headers: dict[str, str], db_url: str
+) -> None:
+    from datetime import timedelta
+
+    from covernet.core import clock
+
+    policy_id = _bought(client, customer_headers)
+    csrf = sign_in_with_cookie(client, db_url, customer["id"])
+    assert "/renew" not in client.get(f"/policies/{policy_id}").text  # not open yet
+    with clock.shifted(timedelta(days=27)):
+        csrf = sign_in_with_cookie(client, db_url, customer["id"])
+        page = client.get(f"/policies/{policy_id}").text
+        assert f"/policies/{policy_id}/renew" in page and "不会自动扣费" in page
+        moved = client.post(
+            f"/policies/{policy_id}/renew", data={"csrf_token": csrf}, follow_redirects=False
+        )
+        assert moved.status_code == 303 and f"renewal_of={policy_id}" in moved.headers["location"]
+        form = client.get(moved.headers["location"]).text
+        assert f'name="renewal_of" value="{policy_id}"' in form
+        done = client.post(
+            moved.headers["location"].split("?")[0], data=_filled(form), follow_redirects=False
+        )
+        assert done.status_code == 303, done.text
+        with unit_of_work(db_url) as db:
+            renewing = db.scalars(select(Application).order_by(Application.created_at)).all()[-1]
+            assert renewing.renewal_of == policy_id

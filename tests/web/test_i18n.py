@@ -86,6 +86,8 @@ def test_keys_built_at_run_time_exist() -> None:
         "application.reason.",
         "policy.status.",
         "verify.status.",  # the public verification page
+        "policy.refund_status.",
+        "policy.surrender_lead.",
     }
     keys = [f"price.from.{f.value}" for f in Frequency]
     keys += [f"freq.unit.{f.value}" for f in Frequency if f is not Frequency.single]
@@ -113,6 +115,11 @@ def test_keys_built_at_run_time_exist() -> None:
     ]
     keys += [f"policy.status.{s.value}" for s in PolicyStatus] + ["policy.status.pending"]
     keys += [f"verify.status.{s}" for s in verification.STATUSES]
+    keys += [f"policy.refund_status.{s}" for s in ("requested", "succeeded", "failed")]
+    keys += [
+        f"policy.surrender_lead.{b}" for b in ("cash_value", "unearned_premium", "not_started")
+    ]
+    keys += [f"policy.done.{a}" for a in ("cancel", "surrender", "renew")]
     keys += [f"error.{code}" for code in views.QUOTE_ERROR_CODES]
     keys += [f"error.title.{status}" for status in (400, 401, 403, 404, 409, 422, 429, 500)]
     keys += ["gender.M", "gender.F", "error.title.default"]

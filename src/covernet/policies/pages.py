@@ -21,13 +21,13 @@ from covernet.catalog.disclosures import disclosures_for
 from covernet.catalog.pricing import is_on_sale
 from covernet.core import clock, i18n, idempotency
 from covernet.core.config import get_settings
-from covernet.core.errors import Conflict, CovernetError, Forbidden
+from covernet.core.errors import Conflict, CovernetError, Forbidden, NotFound
 from covernet.core.ids import new_token
 from covernet.core.money import format_fen, format_fen_compact
 from covernet.identity.access import Db, Principal, Public, client_ip
 from covernet.identity.models import Role
 from covernet.payments import service as payments
-from covernet.policies import applications, policies, purchase
+from covernet.policies import applications, lifecycle, policies, purchase, renewal
 from covernet.policies.buying_api import application_body, policy_body
 from covernet.policies.models import Application, ApplicationStatus, Policy
 from covernet.web.csrf import PostedForm
@@ -59,6 +59,7 @@ def _apply_page(
     posted: purchase.Posted | None = None,
     error: CovernetError | None = None,
     status: int = 200,
+    renewal_of: str | None = None,
 ) -> HTMLResponse:
     lang = i18n.negotiate_lang(request)
     quote = state.quote
@@ -103,6 +104,7 @@ def _apply_page(
         on_sale=is_on_sale(product, clock.today()),
         renewal_guaranteed=product.renewal.guaranteed,
         form_csrf=who.csrf_token if who.method == "cookie" else None,
+        renewal_of=renewal_of,
     )
 
 
@@ -115,7 +117,8 @@ def apply_page(quote_id: str, request: Request, db: Db, who: Public) -> Response
     state = purchase.quote_for_page(db, who, quote_id)
     if state.application_id is not None:
         return RedirectResponse(f"/applications/{state.application_id}", status_code=303)
-    return _apply_page(request, db, who, state)
+    renewal_of = request.query_params.get("renewal_of", "")[:36] or None
+    return _apply_page(request, db, who, state, renewal_of=renewal_of)
 
 
 @router.post("/apply/{quote_id}", response_class=HTMLResponse)
@@ -153,7 +156,16 @@ def apply_submit(
             return RedirectResponse(f"/applications/{detail['application_id']}", status_code=303)
         if error.status == 404:
             raise
-        return _apply_page(request, db, who, state, posted=posted, error=error, status=error.status)
+        return _apply_page(
+            request,
+            db,
+            who,
+            state,
+            posted=posted,
+            error=error,
+            status=error.status,
+            renewal_of=str(form.get("renewal_of") or "")[:36] or None,
+        )
     target = result.get("pay_url") or f"/applications/{result['application_id']}"
     if replayed:  # a second tap, or the form sent again later: where it stands now
         app = applications.get(db, who, result["application_id"])
@@ -236,6 +248,28 @@ def _policy_view(db: Session, policy: Policy, lang: str) -> dict[str, Any]:
         "document_url": body.document_url,
         "application_id": body.application_id,
         "issued_at": body.issued_at,
+        "renewal": body.renewal,
+        "refunds": [
+            {"amount": format_fen(r.amount_fen), "status": r.status, "due_at": r.due_at}
+            for r in body.refunds
+        ],
+        "leave": _leave_view(db, policy, body.status, lang),
+    }
+
+
+def _leave_view(db: Session, policy: Policy, status: str, lang: str) -> dict[str, Any] | None:
+    """What leaving would pay, shown at once with its documents and time limit (R18)."""
+    if status not in ("in_force", "pending") or policy.customer_id is None:
+        return None
+    _, quote = lifecycle.facts_of(db, policy)
+    return {
+        "basis": quote.basis,
+        "amount_fen": quote.amount_fen,
+        "amount": format_fen(quote.amount_fen),
+        "fee": format_fen(quote.fee_fen),
+        "processing_days": quote.processing_days,
+        "conditions": quote.conditions.get(lang),
+        "documents": [d.get(lang) for d in quote.documents],
     }
 
 
@@ -249,11 +283,74 @@ def policies_page(request: Request, db: Db, who: Public) -> Response:
     return render(request, "policies.html", policies=[_policy_view(db, p, lang) for p in found])
 
 
+def _show_policy(
+    request: Request,
+    db: Session,
+    who: Principal,
+    policy_id: str,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    policy = policies.get(db, who, policy_id)
+    return render(
+        request,
+        "policy.html",
+        status=status,
+        toggle_path=f"/policies/{policy_id}",
+        policy=_policy_view(db, policy, i18n.negotiate_lang(request)),
+        message=message,
+        error=error,
+        csrf_token=who.csrf_token if who.method == "cookie" else None,
+        owner=policy.customer_id == who.user_id,
+    )
+
+
 @router.get("/policies/{policy_id}", response_class=HTMLResponse)
 def policy_page(policy_id: str, request: Request, db: Db, who: Public) -> Response:
     if not who.is_authenticated:
         return _to_login(f"/policies/{policy_id}")
-    policy = policies.get(db, who, policy_id)
-    return render(
-        request, "policy.html", policy=_policy_view(db, policy, i18n.negotiate_lang(request))
+    return _show_policy(request, db, who, policy_id)
+
+
+@router.post("/policies/{policy_id}/{action}", response_class=HTMLResponse)
+def policy_action(
+    policy_id: str, action: str, request: Request, form: PostedForm, db: Db, who: Public
+) -> Response:
+    """cancel (犹豫期, R17), surrender (confirmed with the amount shown, R18), renew (R8):
+    the same service calls as the API's."""
+    if not who.is_authenticated:
+        return _to_login(f"/policies/{policy_id}")
+    _customer(who)
+    lang = i18n.negotiate_lang(request)
+    try:
+        if action == "cancel":
+            lifecycle.cancel(db, who, policy_id)
+        elif action == "surrender":
+            amount = str(form.get("amount_fen", ""))
+            lifecycle.surrender(
+                db,
+                who,
+                policy_id,
+                lifecycle.SurrenderIn(
+                    confirm=True, amount_fen=int(amount) if amount.isdigit() else None
+                ),
+            )
+        elif action == "renew":
+            offered = renewal.renewal_quote(db, who, policy_id)
+            return RedirectResponse(
+                f"/apply/{offered.quote.id}?renewal_of={policy_id}", status_code=303
+            )
+        else:
+            raise NotFound("no such action")
+    except CovernetError as exc:
+        if exc.status == 404:
+            raise
+        db.rollback()
+        return _show_policy(
+            request, db, who, policy_id, error=error_message(exc, lang), status=exc.status
+        )
+    return _show_policy(
+        request, db, who, policy_id, message=i18n.translate(f"policy.done.{action}", lang)
     )

@@ -204,6 +204,8 @@ def application_input(
     }
     if posted.uncertainty_statement:
         data["uncertainty_statement"] = posted.uncertainty_statement
+    if renewal_of := _text(form, "renewal_of", 36):
+        data["renewal_of"] = renewal_of
     if posted.suitability_continue:
         data["suitability_confirmed"] = posted.suitability_warnings
     data["shown"] = [
