@@ -397,6 +397,34 @@ def user_reset_totp(username: Annotated[str, typer.Argument(help="staff username
 
 
 @app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="deliver what is due, then stop")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between polls when idle")] = 2.0,
+    batch: Annotated[int, typer.Option(min=1, max=500, help="rows claimed at a time")] = 20,
+    name: Annotated[str | None, typer.Option(help="worker id (default host:pid:random)")] = None,
+) -> None:
+    """Deliver the outbox to insurers (R19); run as many as you like side by side.
+    SIGTERM or Ctrl-C stops after the batch in hand."""
+    from covernet.integration import worker as delivery
+    from covernet.integration.outbox import BatchReport
+
+    worker_id = name or delivery.default_worker_id()
+    console.print(f"worker [bold]{worker_id}[/] delivering the outbox")
+
+    def show(report: BatchReport) -> None:
+        if report.claimed:
+            console.print(
+                f"claimed {report.claimed}: [green]{len(report.delivered)} delivered[/], "
+                f"[yellow]{len(report.retrying)} to retry[/], [red]{len(report.dead)} dead[/]"
+            )
+
+    total = delivery.run(
+        worker_id=worker_id, once=once, interval=interval, batch=batch, on_batch=show
+    )
+    console.print(f"worker {worker_id} stopped; {total} delivered")
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,

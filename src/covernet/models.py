@@ -6,6 +6,7 @@ from covernet.compliance import models as compliance_models
 from covernet.core import idempotency as idempotency_models
 from covernet.core.db import Base
 from covernet.identity import models as identity_models
+from covernet.integration import models as integration_models
 from covernet.payments import models as payments_models
 from covernet.payments.providers import sandbox_models as sandbox_payment_models
 from covernet.policies import models as policies_models
@@ -17,6 +18,7 @@ __all__ = [
     "compliance_models",
     "idempotency_models",
     "identity_models",
+    "integration_models",
     "payments_models",
     "policies_models",
     "sandbox_payment_models",

@@ -39,6 +39,7 @@ MONITOR_MODULES: list[str] = [
     "covernet.compliance.live_monitors",
     "covernet.payments.monitors",
     "covernet.policies.monitors",
+    "covernet.integration.monitors",
 ]
 MAX_ITEMS = 50
 

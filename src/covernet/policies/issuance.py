@@ -13,6 +13,7 @@ from covernet.catalog import service as catalog
 from covernet.catalog.pricing import end_date
 from covernet.catalog.spec import Product
 from covernet.core import clock
+from covernet.integration import outbox, payloads
 from covernet.policies import trace
 from covernet.policies.models import Application, ApplicationStatus, Policy, PolicyStatus, Quote
 
@@ -84,5 +85,12 @@ def issue(db: Session, app: Application, *, by: audit.Actor) -> Policy:
         subject_type="policy",
         subject_id=policy.id,
         detail={"policy_no": policy.policy_no, "application_id": app.id},
+    )
+    outbox.enqueue(  # R19: the insurer hears of it once this transaction commits
+        db,
+        "policy.issued",
+        insurer_code=policy.insurer_code,
+        subject_id=policy.id,
+        payload=payloads.policy_facts(policy),
     )
     return policy

@@ -17,6 +17,7 @@ from covernet.catalog import service as catalog
 from covernet.core import clock
 from covernet.core.errors import Conflict, Forbidden
 from covernet.identity.access import Principal
+from covernet.integration import outbox, payloads
 from covernet.payments import service as payments
 from covernet.policies import policies, trace
 from covernet.policies.models import Application, Policy, PolicyStatus
@@ -82,6 +83,15 @@ def _end(
         subject_type="policy",
         subject_id=policy.id,
         detail={"basis": quote.basis, "amount_fen": quote.amount_fen, "refund_id": refund_id},
+    )
+    outbox.enqueue(  # R19: policy.cancelled / policy.surrendered to the insurer
+        db,
+        f"policy.{to.value}",
+        insurer_code=policy.insurer_code,
+        subject_id=policy.id,
+        payload=payloads.policy_facts(
+            policy, basis=quote.basis, refund_fen=quote.amount_fen, fee_fen=quote.fee_fen
+        ),
     )
     return policy
 

@@ -1,0 +1,1 @@
+"""Integration: the outbox and insurer sync (R19), outbound webhooks."""
