@@ -415,3 +415,39 @@ def test_renewal_from_the_policy_page_goes_through_the_apply_form(
         with unit_of_work(db_url) as db:
             renewing = db.scalars(select(Application).order_by(Application.created_at)).all()[-1]
             assert renewing.renewal_of == policy_id
+
+
+def test_the_sale_can_be_replayed_as_a_timeline(
+    client: Any,
+    anon_client: Any,
+    customer: dict[str, str],
+    customer_headers: dict[str, str],
+    db_url: str,
+) -> None:
+    from covernet.identity.models import Role
+    from tests.conftest import add_staff
+
+    policy_id = _bought(client, customer_headers)
+    app_id = client.get(f"/api/v1/policies/{policy_id}", headers=customer_headers).json()[
+        "application_id"
+    ]
+    sign_in_with_cookie(client, db_url, customer["id"])
+    assert f"/applications/{app_id}/trace" in client.get(f"/policies/{policy_id}").text
+    page = client.get(f"/applications/{app_id}/trace")
+    assert page.status_code == 200
+    for label in ("责任免除", "个人信息处理告知", "支付成功", "出单", "至少保存至"):
+        assert label in page.text, label
+    assert page.text.index("投保申请") < page.text.index("支付成功") < page.text.index("· 出单")
+    english = client.get(f"/applications/{app_id}/trace?lang=en")
+    assert "Record of the sale" in english.text and "Exclusions" in english.text
+    compliance, _ = add_staff(db_url, "zhao", Role.compliance)
+    sign_in_with_cookie(anon_client, db_url, compliance)
+    assert anon_client.get(f"/applications/{app_id}/trace").status_code == 200
+    from covernet.identity import service
+
+    with unit_of_work(db_url) as db:
+        other = service.register_customer(
+            db, mobile="13700003333", password="another-pass-1", name="赵六"
+        ).id
+    sign_in_with_cookie(anon_client, db_url, other)
+    assert anon_client.get(f"/applications/{app_id}/trace").status_code == 404

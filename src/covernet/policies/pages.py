@@ -27,7 +27,7 @@ from covernet.core.money import format_fen, format_fen_compact
 from covernet.identity.access import Db, Principal, Public, client_ip
 from covernet.identity.models import Role
 from covernet.payments import service as payments
-from covernet.policies import applications, lifecycle, policies, purchase, renewal
+from covernet.policies import applications, lifecycle, policies, purchase, renewal, trace
 from covernet.policies.buying_api import application_body, policy_body
 from covernet.policies.models import Application, ApplicationStatus, Policy
 from covernet.web.csrf import PostedForm
@@ -217,6 +217,40 @@ def application_page(application_id: str, request: Request, db: Db, who: Public)
         request,
         "application.html",
         **_application_view(db, app, i18n.negotiate_lang(request)),
+    )
+
+
+@router.get("/applications/{application_id}/trace", response_class=HTMLResponse)
+def trace_page(application_id: str, request: Request, db: Db, who: Public) -> Response:
+    """The sale's record (R13) as a readable timeline: the customer's own, or any for the
+    staff who serve sales; exportable as CSV."""
+    if not who.is_authenticated:
+        return _to_login(f"/applications/{application_id}/trace")
+    app = applications.get(db, who, application_id)
+    lang = i18n.negotiate_lang(request)
+    product, _ = catalog.product_at_version(db, app.product_version_id)
+    events = [
+        {
+            "at": e.at,
+            "kind": e.kind,
+            "kind_label": i18n.translate_or(f"trace.kind.{e.kind}", lang, e.kind),
+            "step": e.step,
+            "step_label": i18n.translate_or(f"trace.step.{e.step}", lang, e.step),
+            "content_hash": e.content_hash,
+            "document_version": e.document_version,
+            "detail": ", ".join(f"{k}: {v}" for k, v in e.detail.items()),
+            "ip": e.ip,
+            "user_agent": e.user_agent,
+        }
+        for e in trace.timeline(db, app.id)
+    ]
+    return render(
+        request,
+        "trace.html",
+        app_id=app.id,
+        product_name=product.name.get(lang),
+        events=events,
+        retention_until=policies.retention_of(db, app),
     )
 
 
