@@ -26,3 +26,4 @@ format:
 
 bench: setup
 	$(VENV)/python bench/quote.py
+	$(VENV)/python bench/issue.py
