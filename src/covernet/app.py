@@ -32,12 +32,14 @@ from covernet.core.errors import CovernetError, ErrorOut
 from covernet.core.runtime import tune_gc
 from covernet.identity import api as identity_api
 from covernet.identity.access import open_route
+from covernet.integration import insurers as insurer_sync
+from covernet.integration import sandbox_routes as sandbox_insurer
 from covernet.payments import api as payments_api
 from covernet.payments import pages as payments_pages
 from covernet.payments import providers as payment_providers
 from covernet.payments.providers import sandbox as payment_sandbox
 from covernet.policies import api as policies_api
-from covernet.policies import buying_api
+from covernet.policies import buying_api, partner_api
 from covernet.policies import pages as purchase_pages
 from covernet.policies import verify_routes as policy_verify
 from covernet.web import pages
@@ -162,10 +164,13 @@ def create_app() -> FastAPI:
     app.include_router(catalog_api.router)
     app.include_router(policies_api.router)
     app.include_router(buying_api.router)
+    app.include_router(partner_api.router)
     app.include_router(policy_verify.api_router)
     app.include_router(payments_api.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)
+    if insurer_sync.sandbox_configured():  # the sandbox insurer exists only when in use
+        app.include_router(sandbox_insurer.router)
     app.include_router(pages.router)
     app.include_router(policy_verify.page_router)
     app.include_router(purchase_pages.router)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Public development secrets: fine on a laptop, refused in production.
@@ -20,8 +21,22 @@ DEV_FIELD_KEYS = "dev1:ZGV2LW9ubHktZmllbGQta2V5LTAwMDAwMDAwMDAwMDA="
 DEV_BLIND_INDEX_KEY = "dev-only-blind-index-key-0000000000000000"
 DEMO_PASSWORD = "covernet-demo"  # noqa: S105 - the documented demo login
 DEV_SANDBOX_PAYMENT_SECRET = "dev-only-sandbox-payment-secret-000000000000"  # noqa: S105
+DEV_SANDBOX_INSURER_SECRET = "dev-only-sandbox-insurer-secret-000000000000"  # noqa: S105
 # 保险法 Art 47: a refund is paid within 30 days at the latest (R18).
 STATUTORY_REFUND_DAYS = 30
+
+
+class InsurerEndpoint(BaseModel):
+    """Where one insurer's core system hears about policies (R19): a webhook URL, or
+    ``sandbox`` for the in-app sandbox insurer, and the shared HMAC secret."""
+
+    url: str
+    secret: str
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+
+def _sandbox_insurer() -> dict[str, InsurerEndpoint]:
+    return {"*": InsurerEndpoint(url="sandbox", secret=DEV_SANDBOX_INSURER_SECRET)}
 
 
 class Environment(StrEnum):
@@ -42,6 +57,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/covernet.db"
     database_echo: bool = False
     database_pool_size: int = 10
+    # SQLite durability: NORMAL (WAL: a crash may lose the last commits, never corrupt) or
+    # FULL (every commit fsynced before it returns).
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
 
     secret_key: str = DEV_SECRET_KEY
     # Comma-separated ``keyid:base64key`` pairs; the first is used to encrypt, all decrypt.
@@ -66,8 +84,6 @@ class Settings(BaseSettings):
     quote_valid_minutes: int = Field(default=30, ge=1)
     # Renewal opens (and the customer is reminded) this many days before cover ends (R8).
     renewal_window_days: int = Field(default=7, ge=1, le=90)
-    # The CJK font (.ttf/.otf/.ttc) embedded in e-policy PDFs; unset: a known system font.
-    pdf_font: Path | None = None
     # R30: keep personal data only as long as needed (`covernet purge`).
     quote_personal_data_days: int = Field(default=30, ge=1)
     login_attempt_days: int = Field(default=30, ge=1)
@@ -87,11 +103,22 @@ class Settings(BaseSettings):
     payment_valid_minutes: int = Field(default=30, ge=1)
     refund_due_days: int = Field(default=5, ge=1, le=STATUTORY_REFUND_DAYS)
 
+    # Insurer sync (R19): each insurer's endpoint by code ("*": any other insurer), as
+    # JSON in COVERNET_INSURER_ENDPOINTS; the demo sends everything to the sandbox
+    # insurer.  Production has none until named.  Outbox delivery: attempts before a
+    # row is dead, the first retry's wait (doubling, at most an hour), a claim's lease.
+    insurer_endpoints: dict[str, InsurerEndpoint] = Field(default_factory=_sandbox_insurer)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    outbox_retry_seconds: int = Field(default=60, ge=1)
+    outbox_lease_seconds: int = Field(default=300, ge=5)
+
     demo_password: str = DEMO_PASSWORD
     service_phone: str = "400-000-0000"
     # Where customers reach the platform: links to it are "own pages" (R4), and
     # outside parties (payment callbacks) are pointed at it.
     public_url: str = "http://127.0.0.1:8000"
+    # The CJK font (.ttf/.otf/.ttc) embedded in e-policy PDFs; unset: a known system font.
+    pdf_font: Path | None = None
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -112,6 +139,11 @@ class Settings(BaseSettings):
                 and self.sandbox_payment_secret == DEV_SANDBOX_PAYMENT_SECRET
             ):
                 bad.append("COVERNET_SANDBOX_PAYMENT_SECRET")
+            if "insurer_endpoints" not in self.model_fields_set:
+                self.insurer_endpoints = {}  # production names its insurers' endpoints
+            secrets = [e.secret for e in self.insurer_endpoints.values()]
+            if DEV_SANDBOX_INSURER_SECRET in secrets or "" in secrets:
+                bad.append("COVERNET_INSURER_ENDPOINTS")
             if bad:
                 raise ValueError(
                     "refusing to run in production with the public development secrets: "
