@@ -340,3 +340,24 @@ def test_bulk_ids_are_uuid7_like_new_id() -> None:
         parsed = uuid.UUID(value)
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == value
     assert abs((uuid.UUID(ids[0]).int >> 80) - (uuid.UUID(new_id()).int >> 80)) < 5_000  # ms
+
+
+def test_insurers_hear_of_each_batch_once_and_genuine_codes_verify(
+    client: Any, db_url: str, shop: dict[str, str]
+) -> None:
+    """R19: one outbox event per insurer per batch, carrying every new policy; a repeat
+    of the batch adds none.  The policies verify publicly like any other."""
+    from covernet.integration.models import OutboxRow
+
+    items = [order(f"s{i}") for i in range(20)]
+    first = client.post(URL, json={"items": items}, headers=shop).json()
+    client.post(URL, json={"items": items}, headers=shop)
+    with unit_of_work(db_url) as db:
+        rows = list(db.scalars(select(OutboxRow)))
+        assert [r.topic for r in rows] == ["policies.partner_batch"]
+        assert rows[0].insurer_code == "anxin-pc"
+        sent = {p["policy_no"] for p in rows[0].payload["policies"]}
+        assert sent == {r["policy_no"] for r in first["results"]}
+        code = next(iter(policies_of(db_url).values())).verification_code
+    page = client.get(f"/api/v1/verify/{code}")
+    assert page.status_code == 200, page.text

@@ -32,6 +32,8 @@ class OutboxTopic(StrEnum):
     policy_issued = "policy.issued"
     policy_cancelled = "policy.cancelled"
     policy_surrendered = "policy.surrendered"
+    # Embedded micro-policies: one event per partner batch and insurer (R19), not per row.
+    partner_batch_issued = "policies.partner_batch"
 
 
 class OutboxRow(Base):

@@ -51,6 +51,8 @@ from covernet.core.db import unit_of_work
 from covernet.core.errors import CovernetError, Forbidden, ValidationFailed
 from covernet.core.ids import new_id
 from covernet.identity.access import Principal
+from covernet.integration import outbox
+from covernet.integration.models import OutboxTopic
 from covernet.policies.issuance import ALPHABET
 from covernet.policies.models import Policy, PolicyStatus
 from covernet.policies.partner_rules import Partners, PartnerSpec, embedding_problems, partners_in
@@ -527,6 +529,7 @@ def store(db: Session, prepared: Prepared, who: Principal) -> BatchResult:
     result.premium_fen = sum(p.row["premium_fen"] for p in issued)
     if issued:
         _audit(db, result, issued, final, who)
+        _sync(db, result, issued)
     return result
 
 
@@ -576,6 +579,43 @@ def _audit(
             "products": dict(products),
         },
     )
+
+
+def _day(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _sync(db: Session, result: BatchResult, issued: list[_Pending]) -> None:
+    """R19: the insurers' core systems hear of the new policies, one outbox event per
+    insurer per batch (the policy facts; the holder only as the partner's reference)."""
+    by_insurer: dict[str, list[dict[str, Any]]] = {}
+    for p in issued:
+        row = p.row
+        by_insurer.setdefault(row["insurer_code"], []).append(
+            {
+                "policy_no": row["policy_no"],
+                "external_ref": row["external_ref"],
+                "holder_ref": row["holder_ref"],
+                "product_code": row["product_code"],
+                "plan_code": row["plan_code"],
+                "premium_fen": row["premium_fen"],
+                "sum_insured_fen": row["sum_insured_fen"],
+                "effective_date": _day(row["effective_date"]),
+                "end_date": _day(row["end_date"]),
+            }
+        )
+    for insurer_code, policies in by_insurer.items():
+        outbox.enqueue(
+            db,
+            OutboxTopic.partner_batch_issued.value,
+            insurer_code=insurer_code,
+            subject_id=result.batch_id,
+            payload={
+                "partner": result.partner_code,
+                "batch_id": result.batch_id,
+                "policies": policies,
+            },
+        )
 
 
 def partner_of(who: Principal, rules: Partners) -> PartnerSpec:
