@@ -409,7 +409,6 @@ def worker(
     from covernet.integration.outbox import BatchReport
 
     worker_id = name or delivery.default_worker_id()
-    console.print(f"worker [bold]{worker_id}[/] delivering the outbox")
 
     def show(report: BatchReport) -> None:
         if report.claimed:
@@ -419,7 +418,12 @@ def worker(
             )
 
     total = delivery.run(
-        worker_id=worker_id, once=once, interval=interval, batch=batch, on_batch=show
+        worker_id=worker_id,
+        once=once,
+        interval=interval,
+        batch=batch,
+        on_batch=show,
+        on_ready=lambda: console.print(f"worker [bold]{worker_id}[/] delivering the outbox"),
     )
     console.print(f"worker {worker_id} stopped; {total} delivered")
 

@@ -68,13 +68,8 @@ def test_the_pay_page_shows_amount_and_the_insurers_premium_account(
     assert client.get("/sandbox/pay/no-such-payment").status_code == 404
 
 
-def test_the_pay_page_fits_a_phone(client: Any, payment_id: str) -> None:
+def test_the_pay_page_fits_a_phone(client: Any, payment_id: str, browser: Any) -> None:
     """Rendered by Chromium at 375 px: nothing wider than the screen, buttons reachable."""
-    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
 
     def serve(route: Any) -> None:
         request = route.request
@@ -86,29 +81,26 @@ def test_the_pay_page_fits_a_phone(client: Any, payment_id: str) -> None:
         )
         route.fulfill(status=answer.status_code, headers=dict(answer.headers), body=answer.content)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(
-                viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True
-            )
-            page = context.new_page()
-            page.route("https://testserver/**", serve)
-            page.goto(f"https://testserver/sandbox/pay/{payment_id}")
-            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-            assert widths[0] <= widths[1], widths
-            pay = page.get_by_role("button", name=re.compile("支付"))
-            box = pay.bounding_box()
-            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
-            assert box["height"] >= 40  # a thumb-sized target
-            font = page.evaluate("getComputedStyle(document.body).fontFamily")
-            assert font  # the site stylesheet loaded under the CSP
-            pay.click()
-            page.wait_for_load_state()
-            assert "支付成功" in page.content()
-            context.close()
-        finally:
-            browser.close()
+    context = browser.new_context(
+        viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True
+    )
+    try:
+        page = context.new_page()
+        page.route("https://testserver/**", serve)
+        page.goto(f"https://testserver/sandbox/pay/{payment_id}")
+        widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], widths
+        pay = page.get_by_role("button", name=re.compile("支付"))
+        box = pay.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
+        assert box["height"] >= 40  # a thumb-sized target
+        font = page.evaluate("getComputedStyle(document.body).fontFamily")
+        assert font  # the site stylesheet loaded under the CSP
+        pay.click()
+        page.wait_for_load_state()
+        assert "支付成功" in page.content()
+    finally:
+        context.close()
 
 
 class Flaky:

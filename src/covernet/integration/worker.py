@@ -37,6 +37,7 @@ def run(
     batch: int = 20,
     stop: threading.Event | None = None,
     on_batch: Callable[[BatchReport], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
     """Deliver until ``stop`` is set (with ``once``: until nothing is due); returns how
     many events were delivered.  In the main thread, SIGTERM/SIGINT set ``stop``."""
@@ -50,6 +51,8 @@ def run(
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, halt)
+    if on_ready is not None:  # after the handlers: a signal from now on stops cleanly
+        on_ready()
     delivered = 0
     try:
         with httpx.Client() as client:
