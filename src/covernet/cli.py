@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -340,7 +341,37 @@ def demo(
         _fail(exc)
     _print_logins(rows, host, port)
     if serve_after:
-        serve(host=host, port=port, workers=1)
+        stop = _demo_background()
+        try:
+            serve(host=host, port=port, workers=1)
+        finally:
+            stop.set()
+
+
+def _demo_background() -> threading.Event:
+    """What production runs as ``covernet worker`` and a cron of ``covernet jobs``, in
+    threads of the demo's one process, so insurer sync and expiries happen by themselves."""
+    from covernet.integration import worker as delivery
+    from covernet.policies.tasks import run_all
+
+    stop = threading.Event()
+
+    def jobs_loop() -> None:
+        while not stop.wait(60):
+            try:
+                run_all()
+            except Exception as exc:  # the next round tries again
+                err.print(f"[yellow]jobs[/]: {type(exc).__name__}")
+
+    threading.Thread(
+        target=delivery.run,
+        kwargs={"worker_id": "demo", "interval": 2.0, "stop": stop},
+        name="demo-outbox",
+        daemon=True,
+    ).start()
+    threading.Thread(target=jobs_loop, name="demo-jobs", daemon=True).start()
+    console.print("insurer sync and periodic jobs run in this process (demo)")
+    return stop
 
 
 def _print_logins(rows: list[tuple[str, str, str, str]], host: str, port: int) -> None:
