@@ -33,6 +33,7 @@ def test_sandbox_routes_exist_only_when_the_sandbox_is_configured(
         "/sandbox/pay/{payment_id}",
         "/sandbox/pay/{payment_id}/{outcome}",
         "/sandbox/payments/{payment_id}/{outcome}",
+        "/sandbox/payouts/{payout_id}/fail",
     }
     monkeypatch.setenv("COVERNET_PAYMENT_PROVIDER", "wechatpay")
     reset_settings()

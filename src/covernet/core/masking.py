@@ -62,3 +62,15 @@ def mask_email(value: str) -> str:
         return "*" * len(email)
     shown = local[0] if len(local) > 1 else ""
     return f"{shown}***@{domain}"
+
+
+def mask_bank_card(value: str) -> str:
+    """``6222021234567890123`` -> ``6222 **** **** 0123`` (first 4, last 4).
+
+    Spaces and hyphens are ignored and the length is not revealed; fewer than 12
+    characters keep only the last 4 (``**** 0123``), fewer than 8 give ``****``.
+    """
+    digits = _SEPARATORS.sub("", value)
+    if len(digits) < 12:
+        return mask_bank_account(digits)
+    return f"{digits[:4]} **** **** {digits[-4:]}"

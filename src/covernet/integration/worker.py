@@ -1,4 +1,5 @@
 """The delivery loop behind ``covernet worker``: claim, deliver, sleep, until told to stop.
+Each round delivers the outbox and then the queued notifications (``notify``).
 
 Any number of workers may run side by side (on PostgreSQL claims skip each other's
 locked rows; leases return a dead worker's rows).  SIGTERM or SIGINT lets the batch in
@@ -20,6 +21,7 @@ import httpx
 
 from covernet.core.ids import new_token
 from covernet.integration.outbox import BatchReport, deliver_batch
+from covernet.notify import service as notify
 
 log = logging.getLogger("covernet.integration.worker")
 
@@ -65,7 +67,12 @@ def run(
                 delivered += len(report.delivered)
                 if on_batch is not None:
                     on_batch(report)
-                if report.claimed < batch:  # nothing more due right now
+                try:  # queued notifications (notify/) go out each round too
+                    notified = notify.deliver_queued(limit=batch).claimed
+                except Exception as exc:
+                    log.warning("worker %s: notifications: %s", worker_id, type(exc).__name__)
+                    notified = 0
+                if report.claimed < batch and notified < batch:  # nothing more due right now
                     if once:
                         break
                     stop.wait(interval)

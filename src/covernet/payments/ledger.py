@@ -1,7 +1,9 @@
 """The premium ledger (R11): double entry, premiums only ever in insurer premium accounts.
 
-Accounts are named ``insurer:<code>:premium`` (the insurer's dedicated premium account)
-and ``provider:<name>:clearing`` (money held by the payment provider on its way).
+Accounts are named ``insurer:<code>:premium`` (the insurer's dedicated premium account),
+``insurer:<code>:claims`` (the insurer's claims account, which payouts such as claim
+indemnities leave from) and ``provider:<name>:clearing`` (money held by the payment
+provider on its way).
 There is no account kind for advisors, partners or the platform: :func:`book` refuses
 any other name, so no advisor or partner account can ever hold premium or refunds.
 Every transaction's legs sum to zero; a ``reference`` is booked at most once.
@@ -21,12 +23,17 @@ from covernet.payments.models import LedgerEntry
 
 ACCOUNT_KINDS: dict[str, re.Pattern[str]] = {
     "insurer_premium": re.compile(r"^insurer:[a-z0-9][a-z0-9-]{0,62}:premium$"),
+    "insurer_claims": re.compile(r"^insurer:[a-z0-9][a-z0-9-]{0,62}:claims$"),
     "provider_clearing": re.compile(r"^provider:[a-z0-9][a-z0-9_-]{0,30}:clearing$"),
 }
 
 
 def premium_account(insurer_code: str) -> str:
     return f"insurer:{insurer_code}:premium"
+
+
+def claims_account(insurer_code: str) -> str:
+    return f"insurer:{insurer_code}:claims"
 
 
 def clearing_account(provider: str) -> str:
@@ -38,8 +45,8 @@ def account_kind(account: str) -> str:
         if pattern.match(account):
             return kind
     raise LedgerRefused(
-        f"'{account}' is not a ledger account: only insurer premium accounts and provider "
-        "clearing accounts exist (R11: nobody else holds premium)",
+        f"'{account}' is not a ledger account: only insurer premium and claims accounts "
+        "and provider clearing accounts exist (R11: nobody else holds premium)",
         code="account_not_allowed",
         detail={"account": account},
     )

@@ -4,7 +4,9 @@ Other domains call only the functions here.  A payment is for a *subject* (an
 application, an endorsement, …) named by ``purpose``, ``subject_type`` and
 ``subject_id``; whoever owns the subject learns of the outcome through handlers
 registered with :func:`on_succeeded`, :func:`on_failed` and :func:`on_refunded`,
-which run in the callback's transaction.
+which run in the callback's transaction.  Payouts (``request_payout``,
+``retry_payout``, ``on_payout_succeeded``, ``on_payout_failed``) live in
+:mod:`covernet.payments.payouts` and are re-exported here.
 
 Every state change of a payment takes the payment's row lock first (``SELECT … FOR
 UPDATE`` on PostgreSQL; on SQLite a write that takes the database's write lock), so
@@ -29,7 +31,7 @@ from covernet.core import clock
 from covernet.core.config import get_settings
 from covernet.core.db import is_postgres
 from covernet.core.errors import Conflict, NotFound, ValidationFailed
-from covernet.payments import ledger, providers
+from covernet.payments import ledger, payouts, providers
 from covernet.payments.models import (
     LIVE_STATUSES,
     Payment,
@@ -38,7 +40,19 @@ from covernet.payments.models import (
     Refund,
     RefundStatus,
 )
-from covernet.payments.providers.base import CallbackEvent, EventKind, RemoteStatus
+from covernet.payments.payouts import attempts_of as attempts_of
+from covernet.payments.payouts import get_payout as get_payout
+from covernet.payments.payouts import on_payout_failed as on_payout_failed
+from covernet.payments.payouts import on_payout_succeeded as on_payout_succeeded
+from covernet.payments.payouts import payout_for as payout_for
+from covernet.payments.payouts import request_payout as request_payout
+from covernet.payments.payouts import retry_payout as retry_payout
+from covernet.payments.providers.base import (
+    PAYOUT_EVENT_KINDS,
+    CallbackEvent,
+    EventKind,
+    RemoteStatus,
+)
 
 PaymentHandler = Callable[[Session, Payment], None]
 RefundHandler = Callable[[Session, Payment, Refund], None]
@@ -361,7 +375,12 @@ class Handled:
 
 
 def handle_event(db: Session, provider_name: str, event: CallbackEvent) -> Handled:
-    """Apply a verified callback exactly once (see the module docstring)."""
+    """Apply a verified callback exactly once (see the module docstring).  Payout events
+    go to :func:`covernet.payments.payouts.handle_event` (``payment_id`` then names the
+    payout)."""
+    if event.kind in PAYOUT_EVENT_KINDS:
+        outcome = Outcome(payouts.handle_event(db, provider_name, event))
+        return Handled(outcome, event.payout_id or "")
     payment = _lock(db, event.payment_id)
     if payment.provider != provider_name:
         raise NotFound("no such payment", code="unknown_payment")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from covernet.payments.models import Payment, Refund
+from covernet.payments.payout_models import Payout, PayoutAttempt
 
 
 class EventKind(StrEnum):
@@ -24,11 +25,19 @@ class EventKind(StrEnum):
     payment_failed = "payment.failed"
     refund_succeeded = "refund.succeeded"
     refund_failed = "refund.failed"
+    payout_succeeded = "payout.succeeded"
+    payout_failed = "payout.failed"
+
+
+PAYOUT_EVENT_KINDS = frozenset({EventKind.payout_succeeded, EventKind.payout_failed})
 
 
 @dataclass(frozen=True)
 class CallbackEvent:
-    """A verified callback, in the provider-neutral shape the service handles."""
+    """A verified callback, in the provider-neutral shape the service handles.
+
+    Payout events (``payout.*``) name ``payout_id`` and ``attempt_id``; their
+    ``payment_id`` is empty."""
 
     event_id: str
     kind: EventKind
@@ -39,6 +48,8 @@ class CallbackEvent:
     refund_id: str | None = None
     reason: str | None = None
     occurred_at: datetime | None = None
+    payout_id: str | None = None
+    attempt_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,20 @@ class PaymentProvider(Protocol):
 
     def refund(self, db: Session, refund: Refund, payment: Payment) -> str:
         """Ask the provider to refund; returns its reference.  Confirmed by a callback."""
+        ...
+
+    def payout(
+        self,
+        db: Session,
+        payout: Payout,
+        attempt: PayoutAttempt,
+        *,
+        account: str,
+        payee_name: str,
+    ) -> str:
+        """Send ``payout.amount_fen`` to the payee's account (decrypted by the caller, held
+        only in memory); returns the provider's reference.  Confirmed (or failed) later by
+        a ``payout.succeeded`` / ``payout.failed`` callback naming the attempt."""
         ...
 
     def query(self, db: Session, provider_ref: str) -> Remote:

@@ -1,0 +1,1 @@
+"""Notifications: stored with the action that causes them, sent after it commits."""
