@@ -27,3 +27,4 @@ format:
 bench: setup
 	$(VENV)/python bench/quote.py
 	$(VENV)/python bench/issue.py
+	$(VENV)/python bench/buy.py

@@ -86,6 +86,7 @@ GOAL_POLICY_P99_MS = 10.0  # GET /api/v1/policies/{id} p99 at half of its peak r
 NOISE_WARNING = 0.10
 PRODUCT, PLAN, REGION = "accident-monthly", "basic", "310000"
 CONNECTION_ERRORS = (OSError, EOFError, asyncio.IncompleteReadError, ValueError)
+REQUEST_TIMEOUT = 20.0  # seconds; longer counts as an error (the server's pool waits 30 s)
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 STEPS = ("quote", "documents", "apply", "pay", "poll")
 STEP_LABELS = {
@@ -136,12 +137,16 @@ class Conn:
                 self.close()
                 self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
             try:
-                self.writer.write(raw)
-                answer = await self.reader.readuntil(b"\r\n\r\n")
-                length = CONTENT_LENGTH.search(answer)
-                if length is None:
-                    raise ConnectionError("response without content-length")
-                content = await self.reader.readexactly(int(length.group(1)))
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    self.writer.write(raw)
+                    answer = await self.reader.readuntil(b"\r\n\r\n")
+                    length = CONTENT_LENGTH.search(answer)
+                    if length is None:
+                        raise ConnectionError("response without content-length")
+                    content = await self.reader.readexactly(int(length.group(1)))
+            except TimeoutError:
+                self.close()
+                raise FlowError(f"no answer within {REQUEST_TIMEOUT:g}s ({method})") from None
             except asyncio.IncompleteReadError as exc:
                 self.close()
                 if exc.partial or attempt == 2:
@@ -183,7 +188,11 @@ async def one_flow(
     status, quote = await conn.request(
         "POST",
         "/api/v1/quotes",
-        {"product_code": PRODUCT, "plan_code": PLAN, "insured": {"id_number": id_number, "region": REGION}},
+        {
+            "product_code": PRODUCT,
+            "plan_code": PLAN,
+            "insured": {"id_number": id_number, "region": REGION},
+        },
     )
     t1 = time.perf_counter_ns()
     if status != 201:
@@ -191,7 +200,8 @@ async def one_flow(
     out("quote", t1 - t0, t1)
     docs = docs_cache.get(quote["product_code"])
     if docs is None:
-        status, docs = await conn.request("GET", f"/api/v1/products/{quote['product_code']}/documents")
+        path = f"/api/v1/products/{quote['product_code']}/documents"
+        status, docs = await conn.request("GET", path)
         t2 = time.perf_counter_ns()
         if status != 200:
             raise _fail("documents", status, docs)
@@ -359,9 +369,7 @@ def run_flows(
     children = []
     for p in range(procs):
         job = {**params, "tokens": tokens[p::procs], "first_flow": p}
-        children.append(
-            ctx.Process(target=_flows_main, args=(job, barrier, results), daemon=True)
-        )
+        children.append(ctx.Process(target=_flows_main, args=(job, barrier, results), daemon=True))
     for child in children:
         child.start()
     run = FlowRun(args.seconds)
@@ -572,28 +580,28 @@ def run_reads(args: argparse.Namespace, bench: Bench, flows: list[dict[str, Any]
         raise RuntimeError("phase 1 completed no flow: no policy to read")
     endpoint = PolicyReads("GET  /api/v1/policies/{id}", "GET", "/api/v1/policies", 200, (), pairs)
     port, procs = bench.server.port, args.client_procs
-    if args.warmup > 0:
-        say(f"policy reads: warm-up {args.warmup:g}s")
-        builtin_run(
-            endpoint, port, mode="closed", procs=procs, seconds=args.warmup,
+
+    def closed(seconds: float) -> Run:
+        return builtin_run(
+            endpoint, port, mode="closed", procs=procs, seconds=seconds,
             connections=args.connections,
         )  # fmt: skip
-    say(f"policy reads: saturation {args.read_seconds:g}s, {args.connections} connections")
-    sat = bench.measured(
-        lambda: builtin_run(
-            endpoint, port, mode="closed", procs=procs, seconds=args.read_seconds,
-            connections=args.connections,
-        )  # fmt: skip
-    )
-    rate = sat.rps / 2
-    say(f"policy reads: {sat.rps:,.0f} req/s; half load {rate:,.0f} req/s")
-    time.sleep(1)
-    half = bench.measured(
-        lambda: builtin_run(
+
+    def open_loop(rate: float) -> Run:
+        return builtin_run(
             endpoint, port, mode="open", procs=procs, seconds=args.read_seconds, rate=rate,
             max_connections=args.max_connections, grace=5.0,
         )  # fmt: skip
-    )
+
+    if args.warmup > 0:
+        say(f"policy reads: warm-up {args.warmup:g}s")
+        closed(args.warmup)
+    say(f"policy reads: saturation {args.read_seconds:g}s, {args.connections} connections")
+    sat = bench.measured(lambda: closed(args.read_seconds))
+    rate = sat.rps / 2
+    say(f"policy reads: {sat.rps:,.0f} req/s; half load {rate:,.0f} req/s")
+    time.sleep(1)
+    half = bench.measured(lambda: open_loop(rate))
     return ReadResult(sat, half, rate)
 
 
@@ -631,9 +639,7 @@ def report(
     )
     print()
     flows = run.in_window
-    cpu_flow = (
-        1000 * (run.server_cpu_s + run.db_cpu_s) / len(flows) if flows else math.nan
-    )
+    cpu_flow = 1000 * (run.server_cpu_s + run.db_cpu_s) / len(flows) if flows else math.nan
     goal_ok = run.rate >= GOAL_FLOWS
     print(
         f"complete flows/s   {run.rate:,.1f}   ({len(flows):,} in {run.seconds:g}s)   "
@@ -744,7 +750,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "or 'sqlite' for a fresh SQLite file",
     )
     p.add_argument("--schema", default="bench_buy", help="PostgreSQL schema (bench_buy)")
-    p.add_argument("--customers", type=int, default=128, help="concurrent customers (128)")
+    p.add_argument("--customers", type=int, default=8, help="concurrent customers (8)")
     p.add_argument("--client-procs", type=int, default=1, help="client processes (1)")
     p.add_argument("--poll-first", type=float, default=0.05, help="first poll after (0.05 s)")
     p.add_argument("--poll-max", type=float, default=0.5, help="longest poll interval (0.5 s)")

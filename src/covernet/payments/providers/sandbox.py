@@ -9,7 +9,10 @@
   over ``"<timestamp>.<body>"`` (headers ``X-Sandbox-Timestamp``,
   ``X-Sandbox-Signature``), and retries non-2xx answers and timeouts with
   exponential backoff.  Duplicates (``duplicate=True``), delays and out-of-order
-  delivery (``reverse=True``) can be asked for.
+  delivery (``reverse=True``) can be asked for.  The app's background deliverer
+  (:func:`deliver_forever`) is woken when a callback queued in its process commits and
+  posts a claimed batch concurrently, so a callback is delivered within milliseconds
+  rather than at its next round.
 * Refunds are confirmed by a ``refund.succeeded`` callback the same way.
 """
 
@@ -27,7 +30,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from covernet.core import clock
@@ -58,6 +62,10 @@ BACKOFF_BASE_SECONDS = 10
 BACKOFF_MAX_SECONDS = 3600
 MAX_ATTEMPTS = 15
 TIMEOUT_SECONDS = 10.0
+DELIVERY_BATCH = 16  # callbacks the background deliverer claims and posts at once
+
+# Set while this process runs the background deliverer: wakes it (from any thread).
+_waker: Callable[[], None] | None = None
 
 
 def _secret() -> bytes:
@@ -248,7 +256,15 @@ def enqueue(
     ]
     db.add_all(rows)
     db.flush()
+    if _waker is not None:  # deliver once this transaction has committed, not a round later
+        sa_event.listen(db, "after_commit", _wake, once=True)
     return rows
+
+
+def _wake(_session: Session) -> None:
+    waker = _waker
+    if waker is not None:
+        waker()
 
 
 @dataclass(frozen=True)
@@ -351,6 +367,11 @@ def _claim(limit: int, reverse: bool) -> list[tuple[int, str]]:
         return [(row.id, row.payload) for row in rows]
 
 
+def _failed(row: SandboxCallback, error: str, now: datetime) -> None:
+    row.last_error = error[:200]
+    row.next_attempt_at = None if row.attempts >= MAX_ATTEMPTS else now + backoff(row.attempts)
+
+
 def _settle(callback_id: int, error: str | None) -> None:
     with unit_of_work() as db:
         row = db.get(SandboxCallback, callback_id)
@@ -360,8 +381,25 @@ def _settle(callback_id: int, error: str | None) -> None:
         if error is None:
             row.delivered_at, row.next_attempt_at, row.last_error = now, None, None
             return
-        row.last_error = error[:200]
-        row.next_attempt_at = None if row.attempts >= MAX_ATTEMPTS else now + backoff(row.attempts)
+        _failed(row, error, now)
+
+
+def _settle_all(outcomes: list[tuple[int, str | None]]) -> None:
+    """Record a batch's outcomes in one transaction (delivered rows in one UPDATE)."""
+    delivered = [callback_id for callback_id, error in outcomes if error is None]
+    with unit_of_work() as db:
+        now = clock.now()
+        if delivered:
+            db.execute(
+                update(SandboxCallback)
+                .where(SandboxCallback.id.in_(delivered))
+                .values(delivered_at=now, next_attempt_at=None, last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+        for callback_id, error in outcomes:
+            row = db.get(SandboxCallback, callback_id) if error is not None else None
+            if row is not None and error is not None:
+                _failed(row, error, now)
 
 
 def deliver_due(client: Poster, *, limit: int = 100, reverse: bool = False) -> DeliveryReport:
@@ -386,16 +424,75 @@ def deliver_due(client: Poster, *, limit: int = 100, reverse: bool = False) -> D
     return report
 
 
-async def deliver_forever(stop: asyncio.Event, *, every_seconds: float = 1.0) -> None:
-    """The app's background deliverer (lifespan) when the sandbox is configured."""
-    with httpx.Client(timeout=TIMEOUT_SECONDS) as client:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(deliver_due, client)
-            except Exception as exc:  # keep delivering; the next round retries
-                log.warning("sandbox deliverer: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_seconds)
+async def deliver_batch(
+    client: httpx.AsyncClient, *, limit: int = DELIVERY_BATCH
+) -> DeliveryReport:
+    """Claim up to ``limit`` due callbacks, POST them all at once, record the outcomes."""
+    report = DeliveryReport()
+    claimed = await asyncio.to_thread(_claim, limit, False)
+    if not claimed:
+        return report
+    url = notify_url()
+
+    async def post(payload: str) -> str | None:
+        body = payload.encode()
+        try:
+            response = await client.post(url, content=body, headers=signed_headers(body))
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+        return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+
+    errors = await asyncio.gather(*(post(payload) for _, payload in claimed))
+    outcomes = [(cid, error) for (cid, _), error in zip(claimed, errors, strict=True)]
+    await asyncio.to_thread(_settle_all, outcomes)
+    for (_, payload), error in zip(claimed, errors, strict=True):
+        event_id = json.loads(payload)["event_id"]
+        (report.failed if error else report.delivered).append(event_id)
+        if error:
+            log.info("sandbox callback %s not delivered: %s", event_id, error)
+    return report
+
+
+async def deliver_forever(
+    stop: asyncio.Event, *, every_seconds: float = 1.0, client: httpx.AsyncClient | None = None
+) -> None:
+    """The app's background deliverer (lifespan) when the sandbox is configured: a round
+    every ``every_seconds``, at once when a callback queued in this process commits, and
+    straight on while a round found a full batch.  ``client`` (tests) replaces its own."""
+    global _waker
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def waker() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            loop.call_soon_threadsafe(wake.set)
+
+    _waker = waker
+    limits = httpx.Limits(max_connections=DELIVERY_BATCH, max_keepalive_connections=16)
+    own = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, limits=limits) if client is None else None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if own is not None:
+                client = await stack.enter_async_context(own)
+            assert client is not None
+            while not stop.is_set():
+                wake.clear()
+                full = False
+                try:
+                    report = await deliver_batch(client)
+                    full = len(report.delivered) + len(report.failed) >= DELIVERY_BATCH
+                except Exception as exc:  # keep delivering; the next round retries
+                    log.warning("sandbox deliverer: %s", type(exc).__name__)
+                if full:
+                    continue
+                waits = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
+                _, pending = await asyncio.wait(
+                    waits, timeout=every_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in pending:
+                    task.cancel()
+    finally:
+        _waker = None
 
 
 def start_deliverer() -> Callable[[], Awaitable[None]]:
