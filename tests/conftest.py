@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,8 @@ os.environ.setdefault("COVERNET_CATALOG_DIR", str(CATALOG_DIR))
 os.environ["COVERNET_STAFF_MFA"] = "required"
 os.environ["COVERNET_COOKIE_SECURE"] = "true"
 os.environ["COVERNET_CATALOG_CACHE_SECONDS"] = "0"
+# Uploaded files go to a folder of the test run, never into the project's var/.
+os.environ.setdefault("COVERNET_STORAGE_DIR", tempfile.mkdtemp(prefix="covernet-uploads-"))
 
 # Property tests judge results, not speed: a loaded CI machine must not fail them.
 hypothesis_settings.register_profile("covernet", deadline=None, print_blob=True)
@@ -370,3 +373,15 @@ def browser() -> Iterator[Any]:
         )
         yield launched
         launched.close()
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to completion on an event loop of its own thread.
+
+    Playwright's sync API (the session's ``browser``) keeps an event loop running in the
+    test process's main thread, where ``asyncio.run`` would then refuse to start."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

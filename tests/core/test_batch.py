@@ -15,6 +15,7 @@ from covernet.core.db import unit_of_work
 from covernet.core.ids import new_id
 from covernet.policies.models import Quote
 from covernet.policies.quotes import QUOTE_TABLE
+from tests.conftest import run_async
 
 
 def _row(version_id: int, **change: object) -> dict[str, object]:
@@ -65,7 +66,7 @@ def test_concurrent_rows_are_committed_in_shared_batches(
         results = await asyncio.gather(*(writer.insert(r) for r in rows), return_exceptions=True)
         return clean_batches, [r if isinstance(r, BaseException) else None for r in results]
 
-    clean_batches, outcomes = asyncio.run(main())
+    clean_batches, outcomes = run_async(main())
     # 100 concurrent rows took a handful of transactions, not 100.
     assert 1 <= clean_batches <= 5
     failed = [i for i, error in enumerate(outcomes) if error is not None]
@@ -86,7 +87,7 @@ def test_a_lone_row_is_written_at_once(db_url: str, loaded_catalog: object, coun
         for _ in range(count):
             await writer.insert(_row(version_id))
 
-    asyncio.run(main())
+    run_async(main())
     with unit_of_work(db_url) as db:
         assert db.scalar(select(func.count()).select_from(Quote)) == count
 
@@ -123,7 +124,7 @@ def test_sqlite_writers_wait_for_another_process_holding_the_write_lock(
         await task
         return writer.rows
 
-    assert asyncio.run(main()) == 1
+    assert run_async(main()) == 1
     other.close()
     with unit_of_work(db_url) as db:
         assert db.scalar(select(func.count()).select_from(Quote)) == 1
@@ -156,7 +157,7 @@ def test_a_busy_sqlite_database_never_blocks_the_event_loop(
         await task
         return ticks
 
-    assert asyncio.run(main()) >= 10
+    assert run_async(main()) >= 10
     holder.close()
     with unit_of_work(db_url) as db:
         assert db.scalar(select(func.count()).select_from(Quote)) == 1
@@ -180,7 +181,7 @@ def test_group_commit_stores_values_exactly_as_the_orm_does(
     async def main() -> None:
         await committer(db_url, QUOTE_TABLE).insert(grouped)
 
-    asyncio.run(main())
+    run_async(main())
     with unit_of_work(db_url) as db:
         db.execute(insert(Quote), [plain])
     with unit_of_work(db_url) as db:
@@ -219,6 +220,6 @@ def test_a_database_failure_fails_the_whole_batch_at_once(
         )
         return [r if isinstance(r, BaseException) else None for r in results]
 
-    outcomes = asyncio.run(main())
+    outcomes = run_async(main())
     assert all(isinstance(o, OperationalError) for o in outcomes)
     assert calls == [10]

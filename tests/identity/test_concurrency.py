@@ -12,6 +12,7 @@ import pytest
 from covernet.core.db import unit_of_work
 from covernet.identity import service
 from covernet.identity.models import Role
+from tests.conftest import run_async
 
 
 def _gather(app: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[httpx.Response]:
@@ -20,7 +21,7 @@ def _gather(app: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[httpx.Res
         async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
             return await asyncio.gather(*(http.post(url, json=body) for url, body in calls))
 
-    return asyncio.run(main())
+    return run_async(main())
 
 
 def test_parallel_wrong_passwords_never_exceed_the_limit(

@@ -14,7 +14,7 @@ from covernet.core import clock
 from covernet.core.cn_identity import age_on, make_id_number
 from covernet.core.db import unit_of_work
 from covernet.policies.models import Quote
-from tests.conftest import bearer, sign_in_with_cookie
+from tests.conftest import bearer, run_async, sign_in_with_cookie
 
 ACCIDENT = {"product_code": "accident-monthly", "plan_code": "basic"}
 ADULT = {"birth_date": "1990-05-20", "gender": "M", "region": "310000"}
@@ -173,7 +173,7 @@ def test_concurrent_quotes_are_all_stored_before_the_answer(app: Any, db_url: st
                 )
             )
 
-    responses = asyncio.run(main())
+    responses = run_async(main())
     assert [r.status_code for r in responses] == [201] * 60
     ids = {r.json()["quote_id"] for r in responses}
     with unit_of_work(db_url) as db:
