@@ -222,6 +222,7 @@ def test_every_monitor_has_its_texts_in_both_languages(db_url: str) -> None:
     # Every state a registered monitor can give its items (each module's own list).
     states = {"expiring", "expired", "waiting", "overdue", "no_transcript", "served", "unlisted"}
     states |= {"sync_pending", "sync_overdue", "dead_letter"}
+    states |= {"clock_breached", "clock_near"}
     keys = [k for f in figures for k in (f.title, f.explain, f.rule)]
     keys += [f"monitors.status.{s}" for s in ("ok", "warning", "breach", "error")]
     keys += [f"monitors.state.{s}" for s in states] + ["monitors.unit.days"]

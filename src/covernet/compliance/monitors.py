@@ -40,6 +40,7 @@ MONITOR_MODULES: list[str] = [
     "covernet.payments.monitors",
     "covernet.policies.monitors",
     "covernet.integration.monitors",
+    "covernet.claims.monitors",
 ]
 MAX_ITEMS = 50
 
