@@ -20,6 +20,9 @@ from covernet import __version__
 from covernet.audit import api as audit_api
 from covernet.audit import pages as audit_pages
 from covernet.catalog import api as catalog_api
+from covernet.claims import api as claims_api
+from covernet.claims import console as claims_console
+from covernet.claims import pages as claims_pages
 from covernet.compliance import api as compliance_api
 from covernet.compliance import live_pages
 from covernet.compliance import pages as compliance_pages
@@ -34,8 +37,11 @@ from covernet.identity import api as identity_api
 from covernet.identity.access import open_route
 from covernet.integration import insurers as insurer_sync
 from covernet.integration import sandbox_routes as sandbox_insurer
+from covernet.notify import api as notify_api
+from covernet.partners import api as partner_events_api
 from covernet.payments import api as payments_api
 from covernet.payments import pages as payments_pages
+from covernet.payments import payouts_api
 from covernet.payments import providers as payment_providers
 from covernet.payments.providers import sandbox as payment_sandbox
 from covernet.policies import api as policies_api
@@ -162,17 +168,24 @@ def create_app() -> FastAPI:
     app.include_router(audit_api.router)
     app.include_router(compliance_api.router)
     app.include_router(catalog_api.router)
+    app.include_router(claims_api.router)
     app.include_router(policies_api.router)
     app.include_router(buying_api.router)
     app.include_router(partner_api.router)
+    app.include_router(partner_events_api.router)
     app.include_router(policy_verify.api_router)
     app.include_router(payments_api.router)
+    app.include_router(payouts_api.router)
+    app.include_router(notify_api.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)
+        app.include_router(payouts_api.sandbox_router)
     if insurer_sync.sandbox_configured():  # the sandbox insurer exists only when in use
         app.include_router(sandbox_insurer.router)
     app.include_router(pages.router)
     app.include_router(policy_verify.page_router)
+    app.include_router(claims_pages.router)  # before purchase_pages: POST /policies/{id}/claim
+    app.include_router(claims_console.router)
     app.include_router(purchase_pages.router)
     app.include_router(audit_pages.router)
     app.include_router(compliance_pages.router)

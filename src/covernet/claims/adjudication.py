@@ -134,6 +134,7 @@ class StepCode(StrEnum):
     copay = "copay"
     coverage_limit = "coverage_limit"
     plan_limit = "plan_limit"
+    not_covered = "not_covered"  # the whole amount, when the claim is not covered
 
 
 # The rules as data ------------------------------------------------------------------
@@ -467,9 +468,8 @@ def assess(policy: PolicyTerms, claim: ClaimFacts) -> Assessment:
         reasons.extend(_coverage_reasons(policy, claim, coverage))
     claimed = claim.amount_claimed_fen
     if reasons or coverage is None:
-        return Assessment(
-            False, tuple(reasons), kind, year, claimed, 0, 0, 0, (Step(StepCode.claimed, claimed),)
-        )
+        denied = (Step(StepCode.claimed, claimed), Step(StepCode.not_covered, 0, claimed))
+        return Assessment(False, tuple(reasons), kind, year, claimed, 0, 0, 0, denied)
 
     if kind is CoverageKind.indemnity:
         steps, amount_reasons = _indemnity(policy, claim, coverage)

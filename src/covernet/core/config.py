@@ -22,6 +22,11 @@ DEV_BLIND_INDEX_KEY = "dev-only-blind-index-key-0000000000000000"
 DEMO_PASSWORD = "covernet-demo"  # noqa: S105 - the documented demo login
 DEV_SANDBOX_PAYMENT_SECRET = "dev-only-sandbox-payment-secret-000000000000"  # noqa: S105
 DEV_SANDBOX_INSURER_SECRET = "dev-only-sandbox-insurer-secret-000000000000"  # noqa: S105
+# Partners' event signing secrets by partner code (catalog/partners.yaml's demo partners).
+DEV_PARTNER_SECRETS = {
+    "demo-shop": "dev-only-partner-secret-demo-shop-00000000000",
+    "demo-air": "dev-only-partner-secret-demo-air-000000000000",
+}
 # 保险法 Art 47: a refund is paid within 30 days at the latest (R18).
 STATUTORY_REFUND_DAYS = 30
 
@@ -82,6 +87,9 @@ class Settings(BaseSettings):
     catalog_dir: Path = Path("catalog")
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     quote_valid_minutes: int = Field(default=30, ge=1)
+    # Uploaded files (claim documents) live here, outside the database.
+    storage_dir: Path = Path("var/uploads")
+    claim_upload_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Renewal opens (and the customer is reminded) this many days before cover ends (R8).
     renewal_window_days: int = Field(default=7, ge=1, le=90)
     # R30: keep personal data only as long as needed (`covernet purge`).
@@ -102,6 +110,20 @@ class Settings(BaseSettings):
     sandbox_payment_secret: str = DEV_SANDBOX_PAYMENT_SECRET
     payment_valid_minutes: int = Field(default=30, ge=1)
     refund_due_days: int = Field(default=5, ge=1, le=STATUTORY_REFUND_DAYS)
+    # Sandbox payouts: seconds before the sandbox's confirmation callback is due.
+    sandbox_payout_delay_seconds: float = Field(default=0, ge=0, le=3600)
+
+    # Notifications (notify/): the SMS notifier ("sandbox" records what it would send),
+    # the SMTP server e-mail goes through, and delivery attempts and first retry wait.
+    sms_notifier: str = "sandbox"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = "Covernet <noreply@covernet.local>"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    notify_max_attempts: int = Field(default=5, ge=1)
+    notify_retry_seconds: int = Field(default=30, ge=1)
 
     # Insurer sync (R19): each insurer's endpoint by code ("*": any other insurer), as
     # JSON in COVERNET_INSURER_ENDPOINTS; the demo sends everything to the sandbox
@@ -111,6 +133,12 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=8, ge=1)
     outbox_retry_seconds: int = Field(default=60, ge=1)
     outbox_lease_seconds: int = Field(default=300, ge=5)
+
+    # Partner events (POST /api/v1/partner/events): each partner's HMAC-SHA256 signing
+    # secret by partner code, as JSON in COVERNET_PARTNER_SECRETS, and how far a signed
+    # timestamp may be from now.  Production has none until named.
+    partner_secrets: dict[str, str] = Field(default_factory=lambda: dict(DEV_PARTNER_SECRETS))
+    partner_event_window_seconds: int = Field(default=300, ge=30, le=3600)
 
     demo_password: str = DEMO_PASSWORD
     service_phone: str = "400-000-0000"
@@ -144,6 +172,11 @@ class Settings(BaseSettings):
             secrets = [e.secret for e in self.insurer_endpoints.values()]
             if DEV_SANDBOX_INSURER_SECRET in secrets or "" in secrets:
                 bad.append("COVERNET_INSURER_ENDPOINTS")
+            if "partner_secrets" not in self.model_fields_set:
+                self.partner_secrets = {}  # production names its partners' secrets
+            signing = set(self.partner_secrets.values())
+            if signing & set(DEV_PARTNER_SECRETS.values()) or any(len(s) < 16 for s in signing):
+                bad.append("COVERNET_PARTNER_SECRETS")
             if bad:
                 raise ValueError(
                     "refusing to run in production with the public development secrets: "

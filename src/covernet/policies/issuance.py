@@ -61,7 +61,8 @@ def issue(db: Session, app: Application, *, by: audit.Actor) -> Policy:
         effective_date=start,
         end_date=end_date(term, start, app.insured_birth_date),
         waiting_period_end=(
-            start + timedelta(days=product.waiting_period_days)
+            # the last day of the waiting period (inclusive, as the e-policy shows it)
+            start + timedelta(days=product.waiting_period_days - 1)
             if product.waiting_period_days and not renewing
             else None
         ),

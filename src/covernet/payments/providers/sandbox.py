@@ -13,7 +13,8 @@
   (:func:`deliver_forever`) is woken when a callback queued in its process commits and
   posts a claimed batch concurrently, so a callback is delivered within milliseconds
   rather than at its next round.
-* Refunds are confirmed by a ``refund.succeeded`` callback the same way.
+* Refunds are confirmed by a ``refund.succeeded`` callback the same way, and payouts
+  by ``payout.succeeded`` / ``payout.failed`` (see :mod:`.sandbox_payouts`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from covernet.core.errors import Conflict, NotFound
 from covernet.core.ids import new_id, new_token
 from covernet.payments.errors import PaymentError, SignatureInvalid
 from covernet.payments.models import Payment, Refund
+from covernet.payments.payout_models import Payout, PayoutAttempt
 from covernet.payments.providers.base import (
+    PAYOUT_EVENT_KINDS,
     CallbackEvent,
     Created,
     EventKind,
@@ -128,10 +131,12 @@ class SandboxProvider:
             )
         try:
             data = json.loads(body)
+            kind = EventKind(data["type"])
+            payout = kind in PAYOUT_EVENT_KINDS  # names a payout attempt, not a payment
             return CallbackEvent(
                 event_id=str(data["event_id"]),
-                kind=EventKind(data["type"]),
-                payment_id=str(data["payment_id"]),
+                kind=kind,
+                payment_id="" if payout else str(data["payment_id"]),
                 amount_fen=_int(data["amount_fen"]),
                 currency=str(data["currency"]),
                 provider_ref=data.get("provider_ref"),
@@ -140,6 +145,8 @@ class SandboxProvider:
                 occurred_at=datetime.fromisoformat(data["occurred_at"])
                 if data.get("occurred_at")
                 else None,
+                payout_id=str(data["payout_id"]) if payout else None,
+                attempt_id=str(data["attempt_id"]) if payout else None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise PaymentError(
@@ -174,6 +181,13 @@ class SandboxProvider:
             ),
         )
         return ref
+
+    def payout(
+        self, db: Session, payout: Payout, attempt: PayoutAttempt, *, account: str, payee_name: str
+    ) -> str:
+        from covernet.payments.providers import sandbox_payouts
+
+        return sandbox_payouts.open_payout(db, payout, attempt, account=account)
 
     def query(self, db: Session, provider_ref: str) -> Remote:
         order = db.get(SandboxOrder, provider_ref)

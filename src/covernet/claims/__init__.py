@@ -1,0 +1,1 @@
+"""Claims: report, stages, documents, adjudication, payouts, statutory clocks."""
