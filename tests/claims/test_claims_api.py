@@ -308,3 +308,56 @@ def test_who_may_see_and_move_a_claim(
         officer = staff_headers(client, db_url, "officerx", Role.compliance)
         staff_view = client.get(f"/api/v1/claims/{cid}", headers=officer).json()
         assert staff_view["fraud_flags"] == ["soon_after_start"]
+
+
+def test_investigate_withdraw_and_reopen(
+    client: Any, customer_headers: dict[str, str], db_url: str
+) -> None:
+    policy = _policy(client, customer_headers)
+    with clock.shifted(timedelta(days=3)):
+        me = _me(client)
+        claim = client.post("/api/v1/claims", headers=me, json=_claim_body(policy)).json()
+        cid = claim["claim_id"]
+        handler = staff_headers(client, db_url, "lihandler", Role.claims)
+        client.post(f"/api/v1/claims/{cid}/accept", headers=handler, json={})
+        _upload_all(client, me, claim)
+        client.post(f"/api/v1/claims/{cid}/documents-complete", headers=handler)
+        probing = client.post(
+            f"/api/v1/claims/{cid}/investigate", headers=handler, json={"note": "核实事故经过"}
+        ).json()
+        assert probing["stage"] == "investigating" and probing["waiting_on"] == "insurer"
+        assert probing["timeline"][-1]["internal_note"] == "核实事故经过"
+        seen = client.get(f"/api/v1/claims/{cid}", headers=me).json()
+        assert seen["timeline"][-1]["internal_note"] is None  # the customer never sees it
+        gone = client.post(f"/api/v1/claims/{cid}/withdraw", headers=me).json()
+        assert gone["stage"] == "withdrawn"
+        twice = client.post(f"/api/v1/claims/{cid}/withdraw", headers=me)
+        assert twice.status_code == 409 and twice.json()["error"] == "wrong_claim_stage"
+        back = client.post(
+            f"/api/v1/claims/{cid}/reopen", headers=handler, json={"note": "客户补充说明后重新受理"}
+        ).json()
+        assert back["stage"] == "accepted"
+        assert not any(c["name"] == "decision" for c in back["clocks"])  # documents again
+        assert (
+            client.post(f"/api/v1/claims/{cid}/reopen", headers=handler, json={}).status_code == 409
+        )
+
+
+def test_an_incident_after_the_cover_ended_is_refused(
+    client: Any, customer_headers: dict[str, str]
+) -> None:
+    policy = _policy(client, customer_headers)
+    with clock.shifted(timedelta(days=40)):  # a one-month cover, long over
+        me = _me(client)
+        late = client.post(
+            "/api/v1/claims",
+            headers=me,
+            json=_claim_body(policy, incident_date=(clock.today() - timedelta(days=1)).isoformat()),
+        )
+        assert late.status_code == 400 and late.json()["error"] == "after_end_date", late.text
+        sick = client.post(
+            "/api/v1/claims",
+            headers=me,
+            json=_claim_body(policy, cause="illness", incident_date=policy["effective_date"]),
+        )
+        assert sick.status_code == 400 and sick.json()["error"] == "cause_not_covered", sick.text
