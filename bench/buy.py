@@ -61,6 +61,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The benchmark next door: database, server, CPU meters and the open-loop client.
+from clientproc import run_client
 from quote import (
     HOST,
     ROOT,
@@ -302,20 +303,7 @@ async def _drive_flows(job: dict[str, Any], barrier: Any) -> dict[str, Any]:
 
 
 def _flows_main(job: dict[str, Any], barrier: Any, results: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    try:
-        with runner:
-            results.put(runner.run(_drive_flows(job, barrier)))
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            barrier.abort()
-        results.put({"failure": f"{type(exc).__name__}: {exc}"})
+    run_client(_drive_flows, job, barrier, results)
 
 
 # Phase 1 ---------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The benchmark next door: database, server and CPU meters.
+from clientproc import run_client
 from quote import (
     HOST,
     ROOT,
@@ -147,20 +148,7 @@ async def _drive(job: dict[str, Any], barrier: Any) -> dict[str, Any]:
 
 
 def _client_main(job: dict[str, Any], barrier: Any, results: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    try:
-        with runner:
-            results.put(runner.run(_drive(job, barrier)))
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            barrier.abort()
-        results.put({"failure": f"{type(exc).__name__}: {exc}"})
+    run_client(_drive, job, barrier, results)
 
 
 @dataclass

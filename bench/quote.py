@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clientproc import run_client
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 LOCAL_HOSTS = {None, "", "127.0.0.1", "localhost", "::1"}
@@ -300,21 +302,7 @@ async def _open_loop(job: dict[str, Any], barrier: Any) -> dict[str, Any]:
 
 def _client_main(job: dict[str, Any], barrier: Any, results: Any) -> None:
     """Entry point of one client process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    coro = _open_loop if job["mode"] == "open" else _closed_loop
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    try:
-        with runner:
-            results.put(runner.run(coro(job, barrier)))
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            barrier.abort()
-        results.put({"failure": f"{type(exc).__name__}: {exc}"})
+    run_client(_open_loop if job["mode"] == "open" else _closed_loop, job, barrier, results)
 
 
 def builtin_run(
