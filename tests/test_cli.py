@@ -54,6 +54,12 @@ def test_demo_is_safe_to_run_twice_and_prints_the_logins(env: dict[str, str]) ->
     assert second.returncode == 0, second.stderr
     assert _count(env, "SELECT count(*) FROM users") == 6
     assert _count(env, "SELECT count(*) FROM advisor_licenses") == 1
+    # The demo customer's policy went through the real flow once: paid, underwritten,
+    # issued, in force since before today (so a claim can be tried at once).
+    assert "demo policy of 13800138000: CN" in first.stdout
+    assert "demo policy" not in second.stdout
+    assert _count(env, "SELECT count(*) FROM policies WHERE status = 'in_force'") == 1
+    assert _count(env, "SELECT count(*) FROM ledger_entries WHERE amount_fen > 0") == 1
     assert _count(env, "SELECT count(*) FROM product_versions") == _count(
         env, "SELECT count(*) FROM products"
     )

@@ -285,6 +285,72 @@ def create_demo_accounts(db: Session) -> list[tuple[str, str, str, str]]:
 
 
 DEMO_LICENSE_NO = "02000111000080002026000001"
+DEMO_POLICY_DAYS_AGO = 40  # bought this long ago: in force, past its 30-day waiting period
+
+
+def create_demo_policy() -> str | None:
+    """The demo customer's medical policy, bought through the real flow (quote, apply,
+    sandbox payment, callback, underwriting) with the clock set back, so claims can be
+    tried at once.  Nothing happens when the customer already holds a policy."""
+    from datetime import date, timedelta
+
+    from covernet.catalog import service as catalog
+    from covernet.core import clock
+    from covernet.core.cn_identity import make_id_number
+    from covernet.identity import service as identity
+    from covernet.identity.access import Principal
+    from covernet.identity.models import Role, User
+    from covernet.payments import providers
+    from covernet.payments import service as payments
+    from covernet.payments.providers import sandbox
+    from covernet.policies import applications, policies
+    from covernet.policies.models import Application
+    from covernet.policies.quotes import InsuredIn, QuoteIn, create_quote
+
+    with unit_of_work() as db:
+        user = db.scalar(
+            select(User).where(User.mobile_index == identity.mobile_index(DEMO_CUSTOMER[0]))
+        )
+        if user is None or policies.of_customer(db, user.id):
+            return None
+        who = Principal(role=Role.customer, user_id=user.id, name=user.name)
+    id_number = make_id_number("310104", date(1988, 6, 1), 37)
+    with clock.shifted(timedelta(days=-DEMO_POLICY_DAYS_AGO)):
+        with unit_of_work() as db:
+            quote = create_quote(
+                db,
+                QuoteIn(
+                    product_code="medical-million",
+                    plan_code="standard",
+                    insured=InsuredIn(id_number=id_number, region="310000"),
+                ),
+                who,
+            ).quote
+            product = catalog.snapshot(db).get("medical-million").product
+            docs = applications.documents_for(db, product)
+            app = applications.apply(
+                db,
+                who,
+                applications.ApplicationIn(
+                    quote_id=quote.id,
+                    applicant={"name": DEMO_CUSTOMER[1], "id_number": id_number},
+                    relationship="self",
+                    health_answers={q.code: False for q in product.health_questions},
+                    acknowledgements={d.code: d.content_hash for d in docs},
+                ),
+                ip="127.0.0.1",
+                user_agent="covernet demo",
+            )
+            assert app.payment_id is not None
+            sandbox.complete(db, app.payment_id, "succeeded")
+        with unit_of_work() as db:  # the provider's callback, as it would arrive
+            for row in sandbox.pending_callbacks(db):
+                body = row.payload.encode()
+                event = providers.get().verify_callback(sandbox.signed_headers(body), body)
+                payments.handle_event(db, "sandbox", event)
+            stored = db.get(Application, app.id)
+            issued = applications.policy_of(db, stored) if stored is not None else None
+            return issued.policy_no if issued else None
 
 
 def _demo_license(db: Session) -> None:
@@ -339,6 +405,9 @@ def demo(
             rows = create_demo_accounts(db)
     except CovernetError as exc:
         _fail(exc)
+    policy_no = create_demo_policy()
+    if policy_no:
+        console.print(f"demo policy of {DEMO_CUSTOMER[0]}: {policy_no} (in force: try a claim)")
     _print_logins(rows, host, port)
     if serve_after:
         stop = _demo_background()
