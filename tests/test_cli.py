@@ -131,13 +131,17 @@ def test_key_rotation_reencrypts_everything_under_the_new_key(env: dict[str, str
     rotated_env = {**env, "COVERNET_FIELD_KEYS": f"{new_key_entry('k2')},{old}"}
     result = run(["key", "rotate"], rotated_env)
     assert result.returncode == 0, result.stderr
-    assert "re-encrypted 6 values" in result.stdout  # 6 mobiles or TOTP secrets
+    # 6 mobiles or TOTP secrets; the demo policy's quote (1) and application (applicant
+    # and insured names and ID numbers, health answers: 5)
+    assert "re-encrypted 12 values" in result.stdout
     new_only = FieldCipher(parse_keyring(rotated_env["COVERNET_FIELD_KEYS"])[:1])
     engine = create_engine(env["COVERNET_DATABASE_URL"])
     with engine.connect() as conn:
         mobile = conn.execute(text("SELECT mobile_enc FROM users WHERE role='customer'")).scalar()
+        insured = conn.execute(text("SELECT insured_id_enc FROM applications")).scalar()
     engine.dispose()
     assert new_only.decrypt(mobile, context="user.mobile") == "13800138000"
+    assert new_only.decrypt(insured, context="application.id_number").startswith("310104")
     # The old key can go: the demo logins still work with only the new key.
     assert (
         run(

@@ -201,10 +201,21 @@ def key_rotate() -> None:
 
     Afterwards the older keys can be removed from COVERNET_FIELD_KEYS.
     """
+    from covernet.claims.service import rotate_field_keys as rotate_claims
     from covernet.identity.service import rotate_field_keys as rotate_identity
+    from covernet.notify.notifiers import rotate_field_keys as rotate_sms
+    from covernet.payments.payouts import rotate_field_keys as rotate_payouts
+    from covernet.policies.applications import rotate_field_keys as rotate_applications
     from covernet.policies.quotes import rotate_field_keys as rotate_quotes
 
-    domains = (("accounts", rotate_identity), ("quotes", rotate_quotes))
+    domains = (
+        ("accounts", rotate_identity),
+        ("quotes", rotate_quotes),
+        ("applications", rotate_applications),
+        ("claims", rotate_claims),
+        ("payouts", rotate_payouts),
+        ("sandbox sms", rotate_sms),
+    )
     total = 0
     with _progress() as progress:
         task = progress.add_task("re-encrypting", total=len(domains))

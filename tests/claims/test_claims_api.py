@@ -361,3 +361,45 @@ def test_an_incident_after_the_cover_ended_is_refused(
             json=_claim_body(policy, cause="illness", incident_date=policy["effective_date"]),
         )
         assert sick.status_code == 400 and sick.json()["error"] == "cause_not_covered", sick.text
+
+
+def test_key_rotation_reaches_claims_and_payouts(
+    client: Any, customer_headers: dict[str, str], db_url: str, monkeypatch: Any
+) -> None:
+    from covernet.claims.service import rotate_field_keys as rotate_claims
+    from covernet.core.config import get_settings
+    from covernet.core.crypto import FieldCipher, new_key_entry, parse_keyring, reset_crypto
+    from covernet.payments.payout_models import Payout
+    from covernet.payments.payouts import rotate_field_keys as rotate_payouts
+    from covernet.policies.applications import rotate_field_keys as rotate_applications
+
+    policy = _policy(client, customer_headers)
+    with clock.shifted(timedelta(days=3)):
+        me = _me(client)
+        claim = client.post(
+            "/api/v1/claims", headers=me, json=_claim_body(policy, amount_claimed_fen=500_000)
+        ).json()
+        handler = staff_headers(client, db_url, "lihandler", Role.claims)
+        client.post(f"/api/v1/claims/{claim['claim_id']}/accept", headers=handler, json={})
+        _upload_all(client, me, claim)
+        client.post(f"/api/v1/claims/{claim['claim_id']}/documents-complete", headers=handler)
+        client.post(f"/api/v1/claims/{claim['claim_id']}/assess", headers=handler, json={})
+        approved = client.post(f"/api/v1/claims/{claim['claim_id']}/approve", headers=handler)
+        assert approved.status_code == 200, approved.text
+    keys = f"{new_key_entry('k9')},{get_settings().field_keys}"
+    monkeypatch.setenv("COVERNET_FIELD_KEYS", keys)
+    from covernet.core.config import reset_settings
+
+    reset_settings()
+    reset_crypto()
+    with unit_of_work(db_url) as db:
+        assert rotate_claims(db) == 3  # description, payee name, payee account
+        assert rotate_payouts(db) == 2
+        assert rotate_applications(db) == 4  # names and ID numbers (no health answers)
+        assert rotate_claims(db) == 0
+    new_only = FieldCipher(parse_keyring(keys)[:1])
+    with unit_of_work(db_url) as db:
+        stored = db.scalars(select(Claim)).one()
+        assert new_only.decrypt(stored.payee_account_enc or "", context="claim.payee") == CARD
+        payout = db.scalars(select(Payout)).one()
+        assert new_only.decrypt(payout.payee_account_enc, context="payout.account") == CARD

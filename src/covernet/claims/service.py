@@ -872,3 +872,15 @@ def file_auto_claim(
     _pay(db, claim)
     db.flush()
     return claim, found
+
+
+def rotate_field_keys(db: Session) -> int:
+    """Re-encrypt this domain's personal data under the active key."""
+    from covernet.core.rotation import rotate_column
+
+    columns = (
+        (Claim.description_enc, DESCRIPTION_CONTEXT),
+        (Claim.payee_name_enc, PAYEE_CONTEXT),
+        (Claim.payee_account_enc, PAYEE_CONTEXT),
+    )
+    return sum(rotate_column(db, Claim.id, col, context=ctx) for col, ctx in columns)

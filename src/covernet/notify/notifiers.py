@@ -20,7 +20,7 @@ import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 
 from covernet.core.config import get_settings
 from covernet.core.crypto import get_cipher
@@ -155,3 +155,11 @@ def notifier_for(channel: str) -> Notifier:
     if factory is None:
         raise DeliveryFailed(f"no notifier for {channel}")
     return factory()
+
+
+def rotate_field_keys(db: Any) -> int:
+    """Re-encrypt the sandbox SMS gateway's numbers under the active key (``db``: a
+    Session)."""
+    from covernet.core.rotation import rotate_column
+
+    return rotate_column(db, SandboxSms.id, SandboxSms.mobile_enc, context=SANDBOX_MOBILE_CONTEXT)

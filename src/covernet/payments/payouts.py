@@ -475,3 +475,12 @@ def _fail(db: Session, payout: Payout, attempt: PayoutAttempt, event: CallbackEv
     )
     for handler in _failed.get(payout.purpose, []):
         handler(db, payout)
+
+
+def rotate_field_keys(db: Session) -> int:
+    """Re-encrypt payees' accounts and names under the active key."""
+    from covernet.core.rotation import rotate_column
+
+    return rotate_column(
+        db, Payout.id, Payout.payee_account_enc, context=ACCOUNT_CONTEXT
+    ) + rotate_column(db, Payout.id, Payout.payee_name_enc, context=NAME_CONTEXT)

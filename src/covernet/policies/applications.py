@@ -38,6 +38,7 @@ from covernet.payments.models import Payment
 from covernet.policies import issuance, policies, trace
 from covernet.policies.models import Application, ApplicationStatus, Policy, PolicyStatus, Quote
 from covernet.policies.quotes import ID_INDEX_CONTEXT
+from covernet.social import attribution
 from covernet.underwriting import rules
 
 PURPOSE = "premium"
@@ -406,6 +407,7 @@ def apply(
         subject_id=app.id,
         detail={"product": product.code, "version": version, "premium_fen": app.premium_fen},
     )
+    attribution.record(db, "purchase", app.id)  # the share link it came through, if any
     return app
 
 
@@ -538,3 +540,18 @@ def decide_referral(
     decision = rules.Decision(data.decision, None if data.decision == "accept" else "underwriter")
     _settle(db, app, decision, by)
     return app
+
+
+def rotate_field_keys(db: Session) -> int:
+    """Re-encrypt this domain's personal data under the active key."""
+    from covernet.core.rotation import rotate_column
+
+    columns = (
+        (Application.applicant_name_enc, NAME_CONTEXT),
+        (Application.applicant_id_enc, ID_CONTEXT),
+        (Application.insured_name_enc, NAME_CONTEXT),
+        (Application.insured_id_enc, ID_CONTEXT),
+        (Application.beneficiaries_enc, BENEFICIARY_CONTEXT),
+        (Application.health_answers_enc, HEALTH_CONTEXT),
+    )
+    return sum(rotate_column(db, Application.id, col, context=ctx) for col, ctx in columns)
