@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from covernet.core.db import unit_of_work
 from covernet.payments import service as payments
 from covernet.policies import applications, renewal
+from covernet.social import tasks as social_tasks
 
 # Registering the premium handlers: a payment expired here abandons its application.
 _ = applications.PURPOSE
@@ -26,6 +27,7 @@ JOBS: dict[str, Callable[[Session], int]] = {
     "expire_payments": _expire_payments,
     "renewal_reminders": renewal.remind,
     "expire_policies": renewal.expire_ended,
+    "expire_red_envelopes": social_tasks.expire_envelopes,
 }
 
 

@@ -1,0 +1,1 @@
+"""Social features: share links and insurance red envelopes (红包赠险, R12, R13)."""
