@@ -43,6 +43,7 @@ from covernet.identity.models import (
     Role,
     User,
 )
+from covernet.social import attribution
 
 MOBILE_CONTEXT = "user.mobile"
 TOTP_CONTEXT = "user.totp"
@@ -151,6 +152,7 @@ def register_customer(
     audit.record(
         db, "user.register", actor=actor_for(user), subject_type="user", subject_id=user.id
     )
+    attribution.record(db, "signup", user.id)  # the share link it came through, if any
     return user
 
 
