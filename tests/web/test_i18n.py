@@ -17,6 +17,7 @@ from covernet.core import i18n
 from covernet.identity.models import Role
 from covernet.policies import purchase, verification
 from covernet.policies.models import PolicyStatus
+from covernet.social.models import EnvelopeStatus, ShareStatus
 from covernet.web import render, views
 
 WEB = Path(render.__file__).parent
@@ -88,6 +89,9 @@ def test_keys_built_at_run_time_exist() -> None:
         "verify.status.",  # the public verification page
         "policy.refund_status.",
         "policy.surrender_lead.",
+        "envelope.status.",  # the red envelope page
+        "envelope.grab_status.",
+        "buy.confirm.",
     }
     keys = [f"price.from.{f.value}" for f in Frequency]
     keys += [f"freq.unit.{f.value}" for f in Frequency if f is not Frequency.single]
@@ -120,6 +124,19 @@ def test_keys_built_at_run_time_exist() -> None:
         f"policy.surrender_lead.{b}" for b in ("cash_value", "unearned_premium", "not_started")
     ]
     keys += [f"policy.done.{a}" for a in ("cancel", "surrender", "renew")]
+    keys += [f"envelope.status.{s.value}" for s in EnvelopeStatus]
+    keys += [f"envelope.grab_status.{s.value}" for s in ShareStatus]
+    keys += [
+        f"buy.confirm.{c}"
+        for c in (
+            "terms",
+            "exclusions",
+            "disclosures",
+            "health_notice",
+            "privacy",
+            "sensitive_data",
+        )
+    ]
     keys += [f"error.{code}" for code in views.QUOTE_ERROR_CODES]
     keys += [f"error.title.{status}" for status in (400, 401, 403, 404, 409, 422, 429, 500)]
     keys += ["gender.M", "gender.F", "error.title.default"]
