@@ -78,6 +78,14 @@ def test_create_pay_open(client: Any, customer_headers: dict[str, str]) -> None:
     assert public["greeting"] == "新年快乐" and "grabs" not in public
 
 
+def test_a_hundred_shares_of_the_biggest_plan(
+    client: Any, customer_headers: dict[str, str]
+) -> None:
+    made = create(client, customer_headers, shares=100, plan_code="plus", split="random")
+    assert made.status_code == 201, made.text
+    assert made.json()["sum_insured_fen"] == 100 * 100_000_000
+
+
 @pytest.mark.parametrize(
     ("over", "code"),
     [

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from covernet.core import idempotency
-from covernet.identity.access import Customer, Db, Public, client_ip
+from covernet.core.db import unit_of_work
+from covernet.identity.access import Customer, Db, Principal, Public, client_ip
 from covernet.social import service
 
 router = APIRouter(prefix="/api/v1", tags=["social"])
@@ -51,16 +52,30 @@ def read_envelope(envelope_id: str, db: Db, who: Public) -> dict[str, Any]:
     return service.view(db, who, envelope_id)
 
 
+SOLD_OUT_BODY = {"error": "sold_out", "message": "every share of this envelope has been grabbed"}
+
+
+def _grab(who: Principal, envelope_id: str) -> tuple[int, dict[str, Any]]:
+    with unit_of_work() as db:
+        share = service.try_grab(db, who, envelope_id)
+        if share is None:  # an answer, not an error: the sold-out flag commits with it
+            return 409, SOLD_OUT_BODY
+        return 201, {
+            "grab_id": share.id,
+            "envelope_id": share.envelope_id,
+            "premium_fen": share.premium_fen,
+            "sum_insured_fen": share.sum_insured_fen,
+            "hold_until": share.hold_until.isoformat() if share.hold_until else None,
+        }
+
+
 @router.post("/red-envelopes/{envelope_id}/grab", status_code=201)
-def grab_share(envelope_id: str, db: Db, who: Customer) -> dict[str, Any]:
-    share = service.grab(db, who, envelope_id)
-    return {
-        "grab_id": share.id,
-        "envelope_id": share.envelope_id,
-        "premium_fen": share.premium_fen,
-        "sum_insured_fen": share.sum_insured_fen,
-        "hold_until": share.hold_until.isoformat() if share.hold_until else None,
-    }
+async def grab_share(envelope_id: str, who: Customer) -> Response:
+    """Grab one share (one per person; 409 ``sold_out`` once none is left)."""
+    if envelope_id in service.SOLD_OUT:  # sold out for good: no query at all
+        return JSONResponse(SOLD_OUT_BODY, status_code=409)
+    status, body = await run_in_threadpool(_grab, who, envelope_id)
+    return JSONResponse(body, status_code=status)
 
 
 @router.post("/red-envelope-grabs/{grab_id}/activate", status_code=201)

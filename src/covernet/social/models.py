@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from covernet.core import clock
@@ -45,7 +45,7 @@ class RedEnvelope(Base):
     # set once a grab finds no share left: later grabs answer sold_out without a claim
     sold_out: Mapped[bool] = mapped_column(default=False)
     premium_fen: Mapped[int] = mapped_column(Integer)  # the total paid
-    sum_insured_fen: Mapped[int] = mapped_column(Integer)  # the total cover
+    sum_insured_fen: Mapped[int] = mapped_column(BigInteger)  # the total cover
     refunded_fen: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), index=True)
     payment_id: Mapped[str | None] = mapped_column(String(36))
@@ -71,7 +71,7 @@ class RedEnvelopeShare(Base):
     )
     seq: Mapped[int] = mapped_column(Integer)
     premium_fen: Mapped[int] = mapped_column(Integer)
-    sum_insured_fen: Mapped[int] = mapped_column(Integer)
+    sum_insured_fen: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default=ShareStatus.available.value)
     grabbed_by: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="RESTRICT"), index=True

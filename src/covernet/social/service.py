@@ -17,6 +17,7 @@ grab one each and activate it into a gifted policy in their own name.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -53,6 +54,16 @@ GIFT_LINES = frozenset({Line.accident, *HEALTH_LINES})
 MAX_GIFT_PREMIUM_FEN = 10_000  # R12: 100 yuan per person per gift
 MAX_SHARES = 100
 FLOOR_DIVISOR = 5  # a random share gets at least a fifth of the mean premium
+# Envelopes this process has seen sold out.  A share never goes back to the pool (an
+# expired one is refunded), so sold out is for good and later grabs need no query.
+SOLD_OUT: set[str] = set()
+SOLD_OUT_MAX = 100_000
+
+
+def _remember_sold_out(envelope_id: str) -> None:
+    if len(SOLD_OUT) >= SOLD_OUT_MAX:
+        SOLD_OUT.clear()
+    SOLD_OUT.add(envelope_id)
 
 
 def _hours(name: str) -> timedelta:
@@ -295,6 +306,17 @@ _CLAIM_SQLITE = text(
 
 
 def grab(db: Session, who: Principal, envelope_id: str) -> RedEnvelopeShare:
+    """Claim one share for ``who``, or raise (``sold_out``, ``already_grabbed``, …)."""
+    share = try_grab(db, who, envelope_id)
+    if share is None:
+        raise _sold_out()
+    return share
+
+
+def try_grab(db: Session, who: Principal, envelope_id: str) -> RedEnvelopeShare | None:
+    """Like :func:`grab`, but sold out is an answer (``None``), not an error, so the
+    caller's transaction commits the envelope's ``sold_out`` flag: later grabs are then
+    answered from that one column."""
     assert who.user_id is not None
     envelope = _envelope(db, envelope_id)
     if envelope.sender_id == who.user_id:
@@ -307,7 +329,8 @@ def grab(db: Session, who: Principal, envelope_id: str) -> RedEnvelopeShare:
     if envelope.expires_at is not None and clock.as_utc(envelope.expires_at) <= now:
         raise Conflict("the envelope has expired", code="envelope_expired")
     if envelope.sold_out:
-        raise _sold_out()
+        _remember_sold_out(envelope.id)
+        return None
     mine = db.scalar(
         select(RedEnvelopeShare).where(
             RedEnvelopeShare.envelope_id == envelope.id, RedEnvelopeShare.grabbed_by == who.user_id
@@ -324,10 +347,11 @@ def grab(db: Session, who: Principal, envelope_id: str) -> RedEnvelopeShare:
         "hold": now + _hours("red_envelope_hold_hours"),
         "env": envelope.id,
     }
-    for _ in range(3):
-        try:
-            with db.begin_nested():
-                share_id = db.execute(claim, params).scalar()
+    for attempt in range(6):
+        if attempt:
+            time.sleep(0.002 * 2**attempt)  # the free shares were locked by grabs in flight
+        try:  # no savepoint: a unique violation ends this request's transaction anyway
+            share_id = db.execute(claim, params).scalar()
         except IntegrityError:  # a concurrent grab by the same person won
             raise Conflict("you already grabbed this envelope", code="already_grabbed") from None
         if share_id is not None:
@@ -348,7 +372,8 @@ def grab(db: Session, who: Principal, envelope_id: str) -> RedEnvelopeShare:
                 .where(RedEnvelope.id == envelope.id, RedEnvelope.sold_out.is_(False))
                 .values(sold_out=True)
             )
-            raise _sold_out()
+            _remember_sold_out(envelope.id)
+            return None
     raise Conflict("the envelope is busy; try again", code="try_again")
 
 
