@@ -48,6 +48,10 @@ from covernet.policies import api as policies_api
 from covernet.policies import buying_api, partner_api
 from covernet.policies import pages as purchase_pages
 from covernet.policies import verify_routes as policy_verify
+from covernet.social import api as social_api
+from covernet.social import envelope_pages
+from covernet.social import link_pages as share_link_pages
+from covernet.social import links_api as share_links_api
 from covernet.web import pages
 from covernet.web.render import STATIC, error_headers, render_error, wants_html
 
@@ -156,6 +160,7 @@ def create_app() -> FastAPI:
         )
         return _respond(request, error)
 
+    app.add_middleware(share_links_api.ShareAttribution)
     app.add_middleware(ContainUnexpectedErrors)
 
     @app.exception_handler(StarletteHTTPException)
@@ -177,6 +182,8 @@ def create_app() -> FastAPI:
     app.include_router(payments_api.router)
     app.include_router(payouts_api.router)
     app.include_router(notify_api.router)
+    app.include_router(social_api.router)
+    app.include_router(share_links_api.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)
         app.include_router(payouts_api.sandbox_router)
@@ -192,6 +199,8 @@ def create_app() -> FastAPI:
     app.include_router(live_pages.router)
     app.include_router(monitors_api)
     app.include_router(monitors_pages)
+    app.include_router(envelope_pages.router)
+    app.include_router(share_link_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"])

@@ -15,6 +15,8 @@ from covernet.payments import payout_models
 from covernet.payments.providers import sandbox_models as sandbox_payment_models
 from covernet.payments.providers import sandbox_payout_models
 from covernet.policies import models as policies_models
+from covernet.social import link_models as social_link_models
+from covernet.social import models as social_models
 
 __all__ = [
     "Base",
@@ -32,4 +34,6 @@ __all__ = [
     "policies_models",
     "sandbox_payment_models",
     "sandbox_payout_models",
+    "social_link_models",
+    "social_models",
 ]

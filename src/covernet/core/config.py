@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     cookie_secure: bool = True
     session_hours: int = Field(default=12, ge=1)
     api_token_hours: int = Field(default=24, ge=1)
+    # Share links: the attribution cookie's lifetime and how far up a chain credit goes.
+    share_cookie_days: int = Field(default=30, ge=1, le=365)
+    share_max_depth: int = Field(default=10, ge=1, le=50)
 
     # Login throttling: failures per identifier / per client address in a window.
     login_max_failures: int = Field(default=5, ge=1)
@@ -110,6 +113,10 @@ class Settings(BaseSettings):
     sandbox_payment_secret: str = DEV_SANDBOX_PAYMENT_SECRET
     payment_valid_minutes: int = Field(default=30, ge=1)
     refund_due_days: int = Field(default=5, ge=1, le=STATUTORY_REFUND_DAYS)
+    # Red envelopes (social/): how long an open envelope can be grabbed, and how long a
+    # grab holds its share before it expires unactivated (both refunded to the sender).
+    red_envelope_open_hours: int = Field(default=24, ge=1, le=24 * 7)
+    red_envelope_hold_hours: int = Field(default=24, ge=1, le=24 * 7)
     # Sandbox payouts: seconds before the sandbox's confirmation callback is due.
     sandbox_payout_delay_seconds: float = Field(default=0, ge=0, le=3600)
 
