@@ -57,7 +57,10 @@ def _page(
         mine_cover=format_fen(mine["sum_insured_fen"]) if mine else None,
         grabs=[{**g, "cover": format_fen(g["sum_insured_fen"])} for g in view.get("grabs", [])],
         refunded=format_fen(view.get("refunded_fen", 0)),
-        docs=[{"code": d.code, "title": d.title, "hash": d.content_hash} for d in docs],
+        docs=[
+            {"code": d.code, "title": d.title, "paragraphs": d.paragraphs, "hash": d.content_hash}
+            for d in docs
+        ],
         csrf_token=who.csrf_token if who.method == "cookie" else None,
         error=error,
         message=message,
