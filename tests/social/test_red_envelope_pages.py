@@ -33,7 +33,9 @@ def test_grab_and_activate_by_form(
     grabbed = anon_client.post(f"{path}/grab", data={"csrf_token": csrf}, follow_redirects=True)
     assert grabbed.status_code == 200 and f'action="{path}/activate"' in grabbed.text
     # Every document confirmed is shown in full first (R13): the exclusions' own text.
-    assert "Self-inflicted injury" in grabbed.text and "How we process personal data" in grabbed.text
+    assert (
+        "Self-inflicted injury" in grabbed.text and "How we process personal data" in grabbed.text
+    )
     hashes = acks(anon_client)
     form = {"csrf_token": csrf, "name": "赵六", "id_number": FRIEND_ID}
     form.update({f"doc_hash.{code}": h for code, h in hashes.items()})
