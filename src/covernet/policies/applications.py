@@ -204,11 +204,10 @@ def _check_answers(product: Product, answers: dict[str, bool]) -> None:
             )
 
 
-def _check_acknowledgements(
-    data: ApplicationIn, product: Product, docs: list[SaleDocument]
-) -> None:
+def check_confirmed(acknowledgements: dict[str, str], docs: list[SaleDocument]) -> None:
+    """Every document confirmed by the hash of the version shown, and no other (R13)."""
     for doc in docs:
-        sent = data.acknowledgements.get(doc.code)
+        sent = acknowledgements.get(doc.code)
         if not sent:
             raise _bad(
                 "acknowledgement_required",
@@ -223,9 +222,15 @@ def _check_acknowledgements(
                 f"acknowledgements.{doc.code}",
                 content_hash=doc.content_hash,
             )
-    extra = sorted(set(data.acknowledgements) - {d.code for d in docs})
+    extra = sorted(set(acknowledgements) - {d.code for d in docs})
     if extra:
         raise _bad("unknown_document", f"no document '{extra[0]}'", f"acknowledgements.{extra[0]}")
+
+
+def _check_acknowledgements(
+    data: ApplicationIn, product: Product, docs: list[SaleDocument]
+) -> None:
+    check_confirmed(data.acknowledgements, docs)
     if product.uncertain_benefits:
         typed = re.sub(r"\s+", "", data.uncertainty_statement or "")
         if typed.rstrip("。.") != UNCERTAINTY_STATEMENT:

@@ -382,25 +382,7 @@ def try_grab(db: Session, who: Principal, envelope_id: str) -> RedEnvelopeShare 
 
 def _check_documents(data: ActivateIn, product: Product, db: Session) -> list[Any]:
     docs = applications.documents_for(db, product)
-    for doc in docs:
-        sent = data.acknowledgements.get(doc.code)
-        if not sent:
-            raise _bad(
-                "acknowledgement_required",
-                f"read and confirm '{doc.title.zh}' ({doc.code}) first",
-                f"acknowledgements.{doc.code}",
-                content_hash=doc.content_hash,
-            )
-        if sent != doc.content_hash:
-            raise _bad(
-                "document_changed",
-                f"'{doc.title.zh}' has changed since it was shown; read it again",
-                f"acknowledgements.{doc.code}",
-                content_hash=doc.content_hash,
-            )
-    extra = sorted(set(data.acknowledgements) - {d.code for d in docs})
-    if extra:
-        raise _bad("unknown_document", f"no document '{extra[0]}'", f"acknowledgements.{extra[0]}")
+    applications.check_confirmed(data.acknowledgements, docs)
     return docs
 
 
