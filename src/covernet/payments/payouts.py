@@ -41,6 +41,7 @@ from covernet.core.db import is_postgres
 from covernet.core.errors import Conflict, NotFound, ValidationFailed
 from covernet.core.masking import mask_bank_card, mask_name
 from covernet.payments import ledger, providers
+from covernet.payments.handlers import Handlers
 from covernet.payments.models import ProviderEvent
 from covernet.payments.payout_models import (
     ACCOUNT_CONTEXT,
@@ -53,8 +54,8 @@ from covernet.payments.providers.base import CallbackEvent, EventKind
 
 PayoutHandler = Callable[[Session, Payout], None]
 
-_succeeded: dict[str, list[PayoutHandler]] = {}
-_failed: dict[str, list[PayoutHandler]] = {}
+_succeeded: Handlers[PayoutHandler] = Handlers()
+_failed: Handlers[PayoutHandler] = Handlers()
 
 _ACCOUNT = re.compile(r"\d{8,32}")
 _SEPARATORS = re.compile(r"[\s\-]")
@@ -63,23 +64,13 @@ _SEPARATORS = re.compile(r"[\s\-]")
 def on_payout_succeeded(purpose: str) -> Callable[[PayoutHandler], PayoutHandler]:
     """Register ``handler(db, payout)`` for payouts of ``purpose`` the provider confirmed
     (called once per payout, in the callback's transaction)."""
-
-    def register(handler: PayoutHandler) -> PayoutHandler:
-        _succeeded.setdefault(purpose, []).append(handler)
-        return handler
-
-    return register
+    return _succeeded.register(purpose)
 
 
 def on_payout_failed(purpose: str) -> Callable[[PayoutHandler], PayoutHandler]:
     """Register ``handler(db, payout)`` for payout attempts that failed (once per failed
     attempt; ``payout.failure`` says why, ``payout.attempts`` which one)."""
-
-    def register(handler: PayoutHandler) -> PayoutHandler:
-        _failed.setdefault(purpose, []).append(handler)
-        return handler
-
-    return register
+    return _failed.register(purpose)
 
 
 # Reading ---------------------------------------------------------------------------------
@@ -453,7 +444,7 @@ def _succeed(db: Session, payout: Payout, attempt: PayoutAttempt, event: Callbac
         subject_id=payout.id,
         detail={"from": previous, "to": payout.status, "attempt": attempt.number},
     )
-    for handler in _succeeded.get(payout.purpose, []):
+    for handler in _succeeded.of(payout.purpose):
         handler(db, payout)
 
 
@@ -473,7 +464,7 @@ def _fail(db: Session, payout: Payout, attempt: PayoutAttempt, event: CallbackEv
         subject_id=payout.id,
         detail={"from": previous, "to": payout.status, "attempt": attempt.number, "reason": reason},
     )
-    for handler in _failed.get(payout.purpose, []):
+    for handler in _failed.of(payout.purpose):
         handler(db, payout)
 
 

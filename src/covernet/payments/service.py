@@ -32,6 +32,7 @@ from covernet.core.config import get_settings
 from covernet.core.db import is_postgres
 from covernet.core.errors import Conflict, NotFound, ValidationFailed
 from covernet.payments import ledger, payouts, providers
+from covernet.payments.handlers import Handlers
 from covernet.payments.models import (
     LIVE_STATUSES,
     Payment,
@@ -57,42 +58,27 @@ from covernet.payments.providers.base import (
 PaymentHandler = Callable[[Session, Payment], None]
 RefundHandler = Callable[[Session, Payment, Refund], None]
 
-_succeeded: dict[str, list[PaymentHandler]] = {}
-_failed: dict[str, list[PaymentHandler]] = {}
-_refunded: dict[str, list[RefundHandler]] = {}
+_succeeded: Handlers[PaymentHandler] = Handlers()
+_failed: Handlers[PaymentHandler] = Handlers()
+_refunded: Handlers[RefundHandler] = Handlers()
 
 LATE_PAYMENT_REASON = "late_payment"
 
 
 def on_succeeded(purpose: str) -> Callable[[PaymentHandler], PaymentHandler]:
     """Register ``handler(db, payment)`` for payments of ``purpose`` that succeed."""
-
-    def register(handler: PaymentHandler) -> PaymentHandler:
-        _succeeded.setdefault(purpose, []).append(handler)
-        return handler
-
-    return register
+    return _succeeded.register(purpose)
 
 
 def on_failed(purpose: str) -> Callable[[PaymentHandler], PaymentHandler]:
     """Register ``handler(db, payment)`` for payments that fail or expire
     (``payment.status`` says which)."""
-
-    def register(handler: PaymentHandler) -> PaymentHandler:
-        _failed.setdefault(purpose, []).append(handler)
-        return handler
-
-    return register
+    return _failed.register(purpose)
 
 
 def on_refunded(purpose: str) -> Callable[[RefundHandler], RefundHandler]:
     """Register ``handler(db, payment, refund)`` for refunds the provider confirmed."""
-
-    def register(handler: RefundHandler) -> RefundHandler:
-        _refunded.setdefault(purpose, []).append(handler)
-        return handler
-
-    return register
+    return _refunded.register(purpose)
 
 
 # Reading ---------------------------------------------------------------------------------
@@ -331,7 +317,7 @@ def _mark_paid(db: Session, payment: Payment, provider_ref: str | None) -> None:
     _book_premium(db, payment)
     if payment.status == PaymentStatus.pending.value:
         _status(db, payment, PaymentStatus.succeeded)
-        for handler in _succeeded.get(payment.purpose, []):
+        for handler in _succeeded.of(payment.purpose):
             handler(db, payment)
         return
     audit.record(
@@ -346,7 +332,7 @@ def _mark_paid(db: Session, payment: Payment, provider_ref: str | None) -> None:
 
 def _mark_failed(db: Session, payment: Payment, status: PaymentStatus, reason: str | None) -> None:
     _status(db, payment, status, **({"reason": reason} if reason else {}))
-    for handler in _failed.get(payment.purpose, []):
+    for handler in _failed.of(payment.purpose):
         handler(db, payment)
 
 
@@ -457,7 +443,7 @@ def _apply(db: Session, payment: Payment, event: CallbackEvent) -> Outcome:
             currency=payment.currency,
             payment_id=payment.id,
         )
-        for handler in _refunded.get(payment.purpose, []):
+        for handler in _refunded.of(payment.purpose):
             handler(db, payment, refund)
     else:
         refund.failure = (event.reason or "provider_failed")[:200]
