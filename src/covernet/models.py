@@ -6,6 +6,7 @@ from covernet.claims import models as claims_models
 from covernet.compliance import models as compliance_models
 from covernet.core import idempotency as idempotency_models
 from covernet.core.db import Base
+from covernet.crm import models as crm_models
 from covernet.identity import models as identity_models
 from covernet.integration import models as integration_models
 from covernet.notify import models as notify_models
@@ -24,6 +25,7 @@ __all__ = [
     "catalog_models",
     "claims_models",
     "compliance_models",
+    "crm_models",
     "idempotency_models",
     "identity_models",
     "integration_models",

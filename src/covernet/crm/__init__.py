@@ -1,0 +1,1 @@
+"""Customer relationships: teams, advisor pools, the customer 360 and desk reports."""
