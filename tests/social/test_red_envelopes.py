@@ -236,6 +236,9 @@ def test_expiry_refunds_the_unclaimed_part_once(
     seen = client.get(f"/api/v1/red-envelopes/{env['envelope_id']}", headers=customer_headers)
     assert seen.json()["refunded_fen"] == 1000 and seen.json()["expired"] == 2
     assert seen.json()["status"] == "closed"
+    # The gifted policy shares the sender's payment; the sender's refund is not its own.
+    gifted = client.get(f"/api/v1/policies/{done.json()['policy_id']}", headers=a)
+    assert gifted.status_code == 200 and gifted.json()["refunds"] == []
 
 
 def test_applicant_id_is_not_stored_in_clear(

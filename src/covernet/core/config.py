@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/covernet.db"
     database_echo: bool = False
     database_pool_size: int = 10
+    # PostgreSQL: test each pooled connection with a round trip before use.  Off by
+    # default: a connection broken by a server restart fails its one statement, which
+    # invalidates the whole pool (so the next checkouts reconnect); connections are
+    # also replaced after ``database_pool_recycle_seconds``.
+    database_pre_ping: bool = False
+    database_pool_recycle_seconds: int = 1800
     # SQLite durability: NORMAL (WAL: a crash may lose the last commits, never corrupt) or
     # FULL (every commit fsynced before it returns).
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"

@@ -11,7 +11,7 @@ that declares none.  Callers are found, in order, by an ``X-API-Key`` header
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from covernet.core.db import unit_of_work
+from covernet.core.db import session_factory, unit_of_work
 from covernet.core.errors import Forbidden, Unauthenticated
 from covernet.identity import service
 from covernet.identity.models import MACHINE_ROLES, STAFF_ROLES, Role
@@ -30,10 +30,44 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_db() -> Iterator[Session]:
-    """One unit of work per request: commit after the handler, roll back if it raised."""
-    with unit_of_work() as db:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """One unit of work per request: commit after the handler, roll back if it raised.
+
+    The session is opened on the event loop (it connects only at its first statement)
+    and kept on the request, so the caller's credential is checked in this same unit of
+    work (:func:`_principal`): one pool checkout and one commit per request.  A session
+    that never touched the database is closed without a thread hop."""
+    db = session_factory()()
+    request.state.db = db
+    try:
         yield db
+    except BaseException:
+        await _finish(db, commit=False)
+        raise
+    else:
+        await _finish(db, commit=True)
+    finally:
+        request.state.db = None
+
+
+async def _finish(db: Session, *, commit: bool) -> None:
+    if not db.in_transaction():
+        db.close()
+        return
+    await run_in_threadpool(_end_unit_of_work, db, commit)
+
+
+def _end_unit_of_work(db: Session, commit: bool) -> None:
+    try:
+        if commit:
+            db.commit()
+        else:
+            db.rollback()
+    except BaseException:
+        db.rollback()
+        raise
+    finally:
+        db.close()
 
 
 Db = Annotated[Session, Depends(get_db, scope="function")]
@@ -79,12 +113,18 @@ def _has_credentials(request: Request) -> bool:
 
 async def _principal(request: Request) -> Principal:
     """Who is calling.  Anonymous callers cost no database work at all; credentials are
-    checked in a short read transaction of their own, off the event loop."""
+    checked off the event loop, in the route's unit of work when its ``Db`` is already
+    open (routes declare ``db: Db`` before the principal), else in a short read
+    transaction of their own."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
     if _has_credentials(request):
-        principal = await run_in_threadpool(_identify_in_own_session, request)
+        db = getattr(request.state, "db", None)
+        if isinstance(db, Session):  # the route's own unit of work (``Db`` declared first)
+            principal = await run_in_threadpool(_identify, request, db)
+        else:
+            principal = await run_in_threadpool(_identify_in_own_session, request)
     else:
         principal = Principal()
     request.state.principal = principal

@@ -488,13 +488,17 @@ def open_session(db: Session, user: User, *, kind: str, user_agent: str | None) 
 
 
 def resolve_session(db: Session, token: str, *, kind: str) -> tuple[AuthSession, User] | None:
-    row = db.scalar(select(AuthSession).where(AuthSession.token_hash == _token_hash(token)))
-    if row is None or row.kind != kind or row.revoked_at is not None:
+    found = db.execute(
+        select(AuthSession, User)
+        .join(User, User.id == AuthSession.user_id)
+        .where(AuthSession.token_hash == _token_hash(token))
+    ).first()
+    if found is None:
         return None
-    if row.expires_at <= clock.now():
+    row, user = found.tuple()
+    if row.kind != kind or row.revoked_at is not None or row.expires_at <= clock.now():
         return None
-    user = db.get(User, row.user_id)
-    if user is None or not user.is_active:
+    if not user.is_active:
         return None
     return row, user
 

@@ -113,6 +113,10 @@ def refunds_of(db: Session, payment_id: str) -> list[Refund]:
     )
 
 
+def get_refund(db: Session, refund_id: str) -> Refund | None:
+    return db.get(Refund, refund_id)
+
+
 def refundable_fen(db: Session, payment: Payment) -> int:
     """Paid minus what is refunded or being refunded."""
     if payment.paid_at is None:

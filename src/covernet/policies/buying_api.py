@@ -224,18 +224,20 @@ class RefundOut(BaseModel):
     completed_at: datetime | None
 
 
-def _refunds(db: Session, payment_id: str | None) -> list[RefundOut]:
-    if not payment_id:
+def _refunds(db: Session, refund_id: str | None) -> list[RefundOut]:
+    """The policy's own refund (cancellation or surrender); a gifted policy shares the
+    sender's payment, whose other refunds are not the recipient's business."""
+    refund = payments.get_refund(db, refund_id) if refund_id else None
+    if refund is None:
         return []
     return [
         RefundOut(
-            refund_id=r.id,
-            amount_fen=r.amount_fen,
-            status=r.status,
-            due_at=r.due_at,
-            completed_at=r.completed_at,
+            refund_id=refund.id,
+            amount_fen=refund.amount_fen,
+            status=refund.status,
+            due_at=refund.due_at,
+            completed_at=refund.completed_at,
         )
-        for r in payments.refunds_of(db, payment_id)
     ]
 
 
@@ -293,7 +295,7 @@ def policy_body(db: Session, policy: Policy) -> PolicyOut:
         application_id=policy.application_id,
         issued_at=policy.issued_at,
         ended_at=policy.ended_at,
-        refunds=_refunds(db, policy.payment_id),
+        refunds=_refunds(db, policy.refund_id),
         renewal=RenewalOut(**vars(renewal.state(db, policy))),
     )
 
