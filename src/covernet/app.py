@@ -28,6 +28,7 @@ from covernet.compliance import live_pages
 from covernet.compliance import pages as compliance_pages
 from covernet.compliance.monitor_routes import api_router as monitors_api
 from covernet.compliance.monitor_routes import page_router as monitors_pages
+from covernet.consult import api as desk_api
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
@@ -184,6 +185,7 @@ def create_app() -> FastAPI:
     app.include_router(notify_api.router)
     app.include_router(social_api.router)
     app.include_router(share_links_api.router)
+    app.include_router(desk_api.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)
         app.include_router(payouts_api.sandbox_router)

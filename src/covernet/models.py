@@ -4,6 +4,7 @@ from covernet.audit import models as audit_models
 from covernet.catalog import models as catalog_models
 from covernet.claims import models as claims_models
 from covernet.compliance import models as compliance_models
+from covernet.consult import models as consult_models
 from covernet.core import idempotency as idempotency_models
 from covernet.core.db import Base
 from covernet.crm import models as crm_models
@@ -25,6 +26,7 @@ __all__ = [
     "catalog_models",
     "claims_models",
     "compliance_models",
+    "consult_models",
     "crm_models",
     "idempotency_models",
     "identity_models",

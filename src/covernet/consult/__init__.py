@@ -1,0 +1,1 @@
+"""Consultation: channels, conversations, the desk, routing and satisfaction surveys."""
