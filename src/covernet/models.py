@@ -4,6 +4,7 @@ from covernet.audit import models as audit_models
 from covernet.catalog import models as catalog_models
 from covernet.claims import models as claims_models
 from covernet.compliance import models as compliance_models
+from covernet.consult import assistant_models
 from covernet.consult import models as consult_models
 from covernet.core import idempotency as idempotency_models
 from covernet.core.db import Base
@@ -22,6 +23,7 @@ from covernet.social import models as social_models
 
 __all__ = [
     "Base",
+    "assistant_models",
     "audit_models",
     "catalog_models",
     "claims_models",
