@@ -34,6 +34,7 @@ from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
 from covernet.core.errors import CovernetError, ErrorOut
 from covernet.core.runtime import tune_gc
+from covernet.crm import consents as crm_consents
 from covernet.identity import api as identity_api
 from covernet.identity.access import open_route
 from covernet.integration import insurers as insurer_sync
@@ -50,7 +51,7 @@ from covernet.policies import buying_api, partner_api
 from covernet.policies import pages as purchase_pages
 from covernet.policies import verify_routes as policy_verify
 from covernet.social import api as social_api
-from covernet.social import envelope_pages
+from covernet.social import envelope_pages, offer_pages, offers_api
 from covernet.social import link_pages as share_link_pages
 from covernet.social import links_api as share_links_api
 from covernet.web import pages
@@ -185,6 +186,8 @@ def create_app() -> FastAPI:
     app.include_router(notify_api.router)
     app.include_router(social_api.router)
     app.include_router(share_links_api.router)
+    app.include_router(crm_consents.router)
+    app.include_router(offers_api.router)
     app.include_router(desk_api.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)
@@ -202,6 +205,8 @@ def create_app() -> FastAPI:
     app.include_router(monitors_api)
     app.include_router(monitors_pages)
     app.include_router(envelope_pages.router)
+    app.include_router(offer_pages.router)
+    app.include_router(crm_consents.pages)
     app.include_router(share_link_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

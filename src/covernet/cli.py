@@ -6,7 +6,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -85,6 +85,7 @@ def _load_catalog(directory: Path) -> None:
     with _progress() as progress:
         task = progress.add_task("reading the catalog", total=2)
         catalog = load_catalog(directory)
+        _check_rules(directory, catalog)  # the rule files must agree with it too
         progress.update(task, advance=1, description=f"storing {len(catalog.products)} products")
         with unit_of_work() as db:
             report = load_into_db(db, catalog)
@@ -100,6 +101,15 @@ def _load_catalog(directory: Path) -> None:
     ):
         table.add_row(label, ", ".join(codes) or "—")
     console.print(table)
+
+
+def _check_rules(directory: Path, catalog: Any) -> str:
+    """Validate the rule files that refer to the catalog (referral rewards, offers)."""
+    from covernet.social import offer_rules, rewards
+
+    referral = rewards.load(directory, catalog)
+    offers = offer_rules.load(directory, catalog)
+    return f"{len(referral.rewards)} referral rewards, {len(offers.rules)} offer rules"
 
 
 @catalog_app.command("load")
@@ -120,12 +130,15 @@ def catalog_check(
     """Validate the YAML catalog without touching the database."""
     from covernet.catalog.loader import load_catalog
 
+    folder = directory or get_settings().catalog_dir
     try:
-        catalog = load_catalog(directory or get_settings().catalog_dir)
+        catalog = load_catalog(folder)
+        rules = _check_rules(folder, catalog)
     except CovernetError as exc:
         _fail(exc)
     console.print(
-        f"[green]valid[/]: {len(catalog.insurers)} insurers, {len(catalog.products)} products"
+        f"[green]valid[/]: {len(catalog.insurers)} insurers, {len(catalog.products)} products, "
+        + rules
     )
 
 

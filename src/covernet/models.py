@@ -8,6 +8,7 @@ from covernet.consult import assistant_models
 from covernet.consult import models as consult_models
 from covernet.core import idempotency as idempotency_models
 from covernet.core.db import Base
+from covernet.crm import consent_models as crm_consent_models
 from covernet.crm import models as crm_models
 from covernet.identity import models as identity_models
 from covernet.integration import models as integration_models
@@ -20,6 +21,7 @@ from covernet.payments.providers import sandbox_payout_models
 from covernet.policies import models as policies_models
 from covernet.social import link_models as social_link_models
 from covernet.social import models as social_models
+from covernet.social import offer_models as social_offer_models
 
 __all__ = [
     "Base",
@@ -29,6 +31,7 @@ __all__ = [
     "claims_models",
     "compliance_models",
     "consult_models",
+    "crm_consent_models",
     "crm_models",
     "idempotency_models",
     "identity_models",
@@ -42,4 +45,5 @@ __all__ = [
     "sandbox_payout_models",
     "social_link_models",
     "social_models",
+    "social_offer_models",
 ]

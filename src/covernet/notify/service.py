@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from covernet.core import clock
@@ -86,10 +86,12 @@ def send(
     channels: Sequence[str] = DEFAULT_CHANNELS,
     title_en: str | None = None,
     body_en: str | None = None,
+    send_after: datetime | None = None,
 ) -> list[Notification]:
     """Queue a notification to the account ``user_id`` on each of ``channels`` (in the
     caller's transaction; delivered after it commits).  Returns the rows written (none
-    for a channel the recipient cannot be reached on)."""
+    for a channel the recipient cannot be reached on).  ``send_after`` defers delivery
+    (e.g. past quiet hours); an inbox row is not listed before then."""
     wanted: list[str] = []
     for channel in channels:
         try:
@@ -124,7 +126,7 @@ def send(
             body_en=_optional("body_en", body_en, 2000),
             status=NotificationStatus.queued.value,
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=max(now, send_after) if send_after is not None else now,
             created_at=now,
         )
         for channel in wanted
@@ -138,6 +140,15 @@ def send(
 # Reading ---------------------------------------------------------------------------------
 
 
+def _due() -> ColumnElement[bool]:
+    """Not deferred by ``send_after`` (a retry stays listed)."""
+    return or_(
+        Notification.attempts > 0,
+        Notification.next_attempt_at.is_(None),
+        Notification.next_attempt_at <= clock.now(),
+    )
+
+
 def list_for(
     db: Session,
     user_id: str,
@@ -147,7 +158,7 @@ def list_for(
     limit: int = 20,
 ) -> tuple[list[Notification], int]:
     """The account's own notifications on ``channel``, newest first, and how many."""
-    where = (Notification.user_id == user_id, Notification.channel == channel)
+    where = (Notification.user_id == user_id, Notification.channel == channel, _due())
     total = db.scalar(select(func.count()).select_from(Notification).where(*where)) or 0
     rows = db.scalars(
         select(Notification)
@@ -168,6 +179,7 @@ def unread_count(db: Session, user_id: str) -> int:
                 Notification.user_id == user_id,
                 Notification.channel == Channel.inbox.value,
                 Notification.read_at.is_(None),
+                _due(),
             )
         )
         or 0

@@ -55,7 +55,7 @@ from covernet.policies.partner import partner_of
 from covernet.policies.partner_rules import partners_in
 
 # Modules that register handlers (imported before the first dispatch).
-HANDLER_MODULES: tuple[str, ...] = ("covernet.claims.parametric",)
+HANDLER_MODULES: tuple[str, ...] = ("covernet.claims.parametric", "covernet.social.offers")
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 # 100 characters fit the claims' ``external_event_id``; longer keys are hashed.
 MAX_KEY_LENGTH = 100

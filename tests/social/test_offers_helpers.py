@@ -1,0 +1,96 @@
+"""Helpers for scenario offer tests: customers with and without consent, signed events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from covernet.core.config import DEV_PARTNER_SECRETS
+from covernet.core.db import unit_of_work
+from covernet.crm import consents
+from covernet.identity import service as identity
+from covernet.identity.models import Role
+from covernet.partners.signing import signed_headers
+from covernet.social.offer_models import Offer, OfferFunnelEvent
+
+EVENTS = "/api/v1/partner/events"
+PERSON = {"birth_date": "1990-05-20", "gender": "M", "region": "310000"}
+
+
+def partner_key(db_url: str, name: str) -> dict[str, str]:
+    with unit_of_work(db_url) as db:
+        issued = identity.create_api_key(db, name=name, role=Role.partner)
+    return {"X-API-Key": issued.key}
+
+
+def person(db_url: str, mobile: str, *, consent: bool = True, name: str = "王先生") -> str:
+    """A registered customer (agreeing to marketing offers unless told not to)."""
+    with unit_of_work(db_url) as db:
+        user = identity.register_customer(db, mobile=mobile, password="s3cret-pass", name=name)
+        if consent:
+            notice = consents.NOTICES[consents.Purpose.marketing_offers]
+            consents.set_consent(
+                db,
+                user.id,
+                "marketing_offers",
+                consents.ConsentIn(granted=True, text_version=notice.version),
+            )
+        return user.id
+
+
+def event(event_id: str, kind: str, when: datetime, **data: Any) -> dict[str, Any]:
+    return {"event_id": event_id, "type": kind, "occurred_at": when.isoformat(), "data": data}
+
+
+def hospital(event_id: str, when: datetime, mobile: str, amount: int = 30_000) -> dict[str, Any]:
+    return event(
+        event_id,
+        "hospital.payment",
+        when,
+        mobile=mobile,
+        amount_fen=amount,
+        hospital="瑞金医院",
+        city="上海",
+        **PERSON,
+    )
+
+
+def post(
+    client: Any,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    *,
+    partner: str = "demo-shop",
+    secret: str | None = None,
+    timestamp: int | None = None,
+) -> Any:
+    raw = orjson.dumps(body)
+    signed = signed_headers(secret or DEV_PARTNER_SECRETS[partner], raw, timestamp)
+    return client.post(
+        EVENTS, content=raw, headers={**headers, **signed, "Content-Type": "application/json"}
+    )
+
+
+def offers_of(db_url: str, user_id: str | None = None) -> list[Offer]:
+    with unit_of_work(db_url) as db:
+        stmt = select(Offer).order_by(Offer.created_at, Offer.id)
+        if user_id is not None:
+            stmt = stmt.where(Offer.user_id == user_id)
+        rows = list(db.scalars(stmt))
+        db.expunge_all()
+        return rows
+
+
+def funnel_rows(db_url: str, rule: str) -> list[tuple[str, str | None]]:
+    with unit_of_work(db_url) as db:
+        return [
+            (f.kind, f.reason)
+            for f in db.scalars(
+                select(OfferFunnelEvent)
+                .where(OfferFunnelEvent.rule_code == rule)
+                .order_by(OfferFunnelEvent.id)
+            )
+        ]
