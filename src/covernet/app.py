@@ -34,7 +34,9 @@ from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
 from covernet.core.errors import CovernetError, ErrorOut
 from covernet.core.runtime import tune_gc
+from covernet.crm import api as crm_api
 from covernet.crm import consents as crm_consents
+from covernet.crm import pages as crm_pages
 from covernet.identity import api as identity_api
 from covernet.identity.access import open_route
 from covernet.integration import insurers as insurer_sync
@@ -188,6 +190,7 @@ def create_app() -> FastAPI:
     app.include_router(share_links_api.router)
     app.include_router(crm_consents.router)
     app.include_router(offers_api.router)
+    app.include_router(crm_api.router)
     app.include_router(desk_api.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)
@@ -207,6 +210,7 @@ def create_app() -> FastAPI:
     app.include_router(envelope_pages.router)
     app.include_router(offer_pages.router)
     app.include_router(crm_consents.pages)
+    app.include_router(crm_pages.router)
     app.include_router(share_link_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

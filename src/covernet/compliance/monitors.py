@@ -41,6 +41,7 @@ MONITOR_MODULES: list[str] = [
     "covernet.policies.monitors",
     "covernet.integration.monitors",
     "covernet.claims.monitors",
+    "covernet.crm.monitors",
 ]
 MAX_ITEMS = 50
 

@@ -34,6 +34,7 @@ from covernet.core.errors import (
 from covernet.core.ids import new_token
 from covernet.core.masking import mask_mobile
 from covernet.core.rotation import rotate_column
+from covernet.crm import pool
 from covernet.identity.models import (
     MACHINE_ROLES,
     STAFF_ROLES,
@@ -153,6 +154,7 @@ def register_customer(
         db, "user.register", actor=actor_for(user), subject_type="user", subject_id=user.id
     )
     attribution.record(db, "signup", user.id)  # the share link it came through, if any
+    pool.on_signup(db, user.id)  # an advisor's link: the customer joins their pool
     return user
 
 

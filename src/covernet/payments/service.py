@@ -582,3 +582,15 @@ def expire_stale(db: Session, *, limit: int = 500) -> dict[str, int]:
         _expire(db, payment)
         counts["expired"] += 1
     return counts
+
+
+def payments_of(db: Session, payer_id: str, *, limit: int = 200) -> list[Payment]:
+    """A payer's payments, newest first (for the staff view of a customer)."""
+    return list(
+        db.scalars(
+            select(Payment)
+            .where(Payment.payer_id == payer_id)
+            .order_by(Payment.created_at.desc(), Payment.id.desc())
+            .limit(limit)
+        )
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +31,7 @@ from covernet.core.cn_identity import IdCardInfo, age_on, parse_id_number
 from covernet.core.config import get_settings
 from covernet.core.crypto import get_blind_index, get_cipher
 from covernet.core.errors import Conflict, NotFound, ValidationFailed
+from covernet.crm import pool
 from covernet.identity.access import Principal
 from covernet.identity.models import Role
 from covernet.payments import service as payments
@@ -413,6 +414,7 @@ def apply(
         detail={"product": product.code, "version": version, "premium_fen": app.premium_fen},
     )
     attribution.record(db, "purchase", app.id)  # the share link it came through, if any
+    pool.on_sale(db, app.customer_id, app.advisor_id)  # the advisor's pool (crm)
     return app
 
 
@@ -560,3 +562,36 @@ def rotate_field_keys(db: Session) -> int:
         (Application.health_answers_enc, HEALTH_CONTEXT),
     )
     return sum(rotate_column(db, Application.id, col, context=ctx) for col, ctx in columns)
+
+
+def advised_sales(db: Session, *, limit: int = 5000) -> list[tuple[str, str, datetime]]:
+    """(customer, advisor, when) of the applications an advisor advised, oldest first."""
+    rows = db.execute(
+        select(Application.customer_id, Application.advisor_id, Application.created_at)
+        .where(Application.advisor_id.is_not(None))
+        .order_by(Application.created_at, Application.id)
+        .limit(limit)
+    )
+    return [(c, a, at) for c, a, at in rows if a is not None]
+
+
+def customers_of(db: Session, application_ids: list[str]) -> dict[str, str]:
+    """Application id -> its customer, for the given ids."""
+    if not application_ids:
+        return {}
+    rows = db.execute(
+        select(Application.id, Application.customer_id).where(Application.id.in_(application_ids))
+    )
+    return {i: c for i, c in rows}
+
+
+def applicant_id_number(db: Session, customer_id: str) -> str | None:
+    """The customer's own ID number as last given on an application (decrypted: callers
+    mask it unless an unmasked view was granted)."""
+    enc = db.scalar(
+        select(Application.applicant_id_enc)
+        .where(Application.customer_id == customer_id)
+        .order_by(Application.created_at.desc(), Application.id.desc())
+        .limit(1)
+    )
+    return get_cipher().decrypt(enc, context=ID_CONTEXT) if enc else None

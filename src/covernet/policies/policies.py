@@ -75,3 +75,24 @@ def retention_of(db: Session, app: Application) -> date | None:
             else clock.to_local(policy.ended_at).date()
         )
     return trace.retention_until(end, long_term=long_term(product, policy.term_code))
+
+
+def by_policy_no(db: Session, policy_no: str) -> Policy | None:
+    """A policy by its number (for staff search; the caller checks who may see it)."""
+    return db.scalar(select(Policy).where(Policy.policy_no == policy_no.strip().upper()))
+
+
+def lines_by_customer(db: Session, *, limit: int = 200_000) -> dict[str, set[str]]:
+    """Each customer's product lines in force (for suggestions of what similar customers
+    hold); partner micro-policies without a customer are left out."""
+    rows = db.execute(
+        select(Policy.customer_id, Policy.line)
+        .where(Policy.customer_id.is_not(None), Policy.status == PolicyStatus.in_force.value)
+        .distinct()
+        .limit(limit)
+    )
+    out: dict[str, set[str]] = {}
+    for customer_id, line in rows:
+        if customer_id is not None:
+            out.setdefault(customer_id, set()).add(line)
+    return out

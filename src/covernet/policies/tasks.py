@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from covernet.core.db import unit_of_work
+from covernet.crm import pool
 from covernet.payments import service as payments
 from covernet.policies import applications, renewal
 from covernet.social import tasks as social_tasks
@@ -28,6 +29,7 @@ JOBS: dict[str, Callable[[Session], int]] = {
     "renewal_reminders": renewal.remind,
     "expire_policies": renewal.expire_ended,
     "expire_red_envelopes": social_tasks.expire_envelopes,
+    "sync_customer_pool": pool.sync,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -206,3 +207,21 @@ def visit(db: Session, code: str) -> Landing:
         listed = catalog.snapshot(db).products.get(link.target_id)
         name = listed.product.name.zh if listed is not None else None
     return Landing(link, target_path(link.target_kind, link.target_id), advisor, name)
+
+
+def advisor_attributions(db: Session, *, limit: int = 5000) -> list[tuple[str, str, str, datetime]]:
+    """(advisor, kind, subject, when) of the sign-ups and purchases that came directly
+    through an advisor's link, oldest first (for the advisor's pool)."""
+    rows = db.execute(
+        select(ShareLink.owner_id, ShareEvent.kind, ShareEvent.subject_id, ShareEvent.at)
+        .join(ShareLink, ShareLink.id == ShareEvent.link_id)
+        .where(
+            ShareEvent.depth == 1,
+            ShareEvent.kind.in_([EventKind.signup.value, EventKind.purchase.value]),
+            ShareEvent.subject_id.is_not(None),
+            ShareLink.owner_role == Role.advisor.value,
+        )
+        .order_by(ShareEvent.at, ShareEvent.id)
+        .limit(limit)
+    )
+    return [(o, k, s, at) for o, k, s, at in rows if s is not None]

@@ -626,3 +626,25 @@ def expire_envelope(db: Session, envelope: RedEnvelope, now: datetime) -> int:
     if not left:
         envelope.status = EnvelopeStatus.closed.value
     return amount
+
+
+def envelopes_sent_by(db: Session, sender_id: str, *, limit: int = 100) -> list[RedEnvelope]:
+    return list(
+        db.scalars(
+            select(RedEnvelope)
+            .where(RedEnvelope.sender_id == sender_id)
+            .order_by(RedEnvelope.created_at.desc(), RedEnvelope.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def grabs_by(db: Session, user_id: str, *, limit: int = 100) -> list[RedEnvelopeShare]:
+    return list(
+        db.scalars(
+            select(RedEnvelopeShare)
+            .where(RedEnvelopeShare.grabbed_by == user_id)
+            .order_by(RedEnvelopeShare.grabbed_at.desc(), RedEnvelopeShare.id.desc())
+            .limit(limit)
+        )
+    )
