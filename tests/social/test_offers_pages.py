@@ -1,0 +1,268 @@
+"""Offer pages on SQLite and PostgreSQL: the landing page's one tap quotes and leads to the
+real purchase flow, whose purchase counts as the offer's conversion; a gift redeemed
+with points is activated into a gifted policy within R12; expired offers say so; the
+console lists rules with their funnel and edits a rule as a validated, audited version."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from covernet.audit.models import AuditEntry
+from covernet.core import clock
+from covernet.core.db import unit_of_work
+from covernet.identity.models import Role
+from covernet.policies.models import Policy
+from covernet.social import offer_rules
+from covernet.social.offer_models import OfferRuleVersion
+from tests.conftest import add_staff, bearer, sign_in_with_cookie
+from tests.policies.buying import APPLICANT_ID, application, apply, documents, pay
+from tests.social.test_offers_helpers import (
+    event,
+    funnel_rows,
+    hospital,
+    offers_of,
+    partner_key,
+    person,
+    post,
+)
+
+NO = {
+    "major-diagnoses": False,
+    "pending-hospital": False,
+    "chronic-conditions": False,
+    "congenital": False,
+}
+
+
+@pytest.fixture
+def morning() -> Any:
+    local = clock.local_now().replace(hour=10, minute=0, second=0, microsecond=0)
+    with clock.frozen(local):
+        yield local
+
+
+@pytest.fixture
+def shop(db_url: str) -> dict[str, str]:
+    return partner_key(db_url, "demo-shop")
+
+
+def medical_offer(client: Any, db_url: str, shop: dict[str, str], when: datetime) -> Any:
+    user_id = person(db_url, "13900000100")
+    assert post(client, shop, hospital("page-1", when, "13900000100")).status_code == 200
+    (offer,) = offers_of(db_url, user_id)
+    return user_id, offer
+
+
+def test_one_tap_quote_then_purchase_counts_as_conversion(
+    client: Any, db_url: str, shop: dict[str, str], morning: datetime
+) -> None:
+    user_id, offer = medical_offer(client, db_url, shop, morning)
+    page = client.get(f"/o/{offer.token}")
+    assert page.status_code == 200
+    assert "百万医疗" in page.text and "data-one-tap" in page.text
+    assert "data-quote-card" in page.text  # the price and disclosures before the tap
+    assert "13900000100" not in page.text
+    client.get(f"/o/{offer.token}")  # shown counts once
+    csrf = sign_in_with_cookie(client, db_url, user_id)
+    tapped = client.post(
+        f"/o/{offer.token}/quote", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert tapped.status_code == 303, tapped.text
+    quote_id = tapped.headers["location"].removeprefix("/apply/")
+    (quoted,) = offers_of(db_url, user_id)
+    assert quoted.quote_id == quote_id and quoted.status == "quoted"
+    assert client.get(tapped.headers["location"]).status_code == 200  # the normal apply page
+    # Buy it through the real flow: documents confirmed, health answers, payment.
+    client.cookies.clear()
+    headers = bearer(client, "13900000100", "s3cret-pass")
+    body = application(
+        client, {"quote_id": quote_id, "product_code": "medical-million"}, health_answers=NO
+    )
+    made = apply(client, headers, body)
+    assert made.status_code == 201, made.text
+    pay(client, made.json()["payment_id"])
+    (bought,) = offers_of(db_url, user_id)
+    assert bought.status == "purchased" and bought.policy_id
+    with unit_of_work(db_url) as db:
+        policy = db.get(Policy, bought.policy_id)
+        assert policy is not None and policy.customer_id == user_id
+    assert funnel_rows(db_url, "hospital-medical") == [
+        ("event", None),
+        ("offer", None),
+        ("shown", None),
+        ("quote", None),
+        ("purchase", None),
+    ]
+    ops_id, _ = add_staff(db_url, "ops-funnel", Role.ops)
+    sign_in_with_cookie(client, db_url, ops_id)
+    console = client.get("/console/offers")
+    assert console.status_code == 200
+    row = console.text[console.text.index('<tr data-rule="hospital-medical"') :]
+    row = row[: row.index("</tr>")]
+    assert re.search(r'data-count="purchase">1<', row)
+    assert re.search(r'data-count="conversion">100.0%<', row)
+    assert 'data-bar="purchase"' in console.text and "<svg" in console.text
+    assert "139****0100" in console.text and "13900000100" not in console.text
+
+
+def test_missing_insured_facts_are_asked_on_the_page(
+    client: Any, db_url: str, shop: dict[str, str], morning: datetime
+) -> None:
+    user_id = person(db_url, "13900000110")
+    bare = hospital("page-bare", morning, "13900000110")
+    for name in ("birth_date", "gender", "region"):
+        bare["data"].pop(name)
+    assert post(client, shop, bare).status_code == 200
+    (offer,) = offers_of(db_url, user_id)
+    page = client.get(f"/o/{offer.token}")
+    assert 'name="birth_date"' in page.text and 'name="region"' in page.text
+    csrf = sign_in_with_cookie(client, db_url, user_id)
+    refused = client.post(f"/o/{offer.token}/quote", data={"csrf_token": csrf})
+    assert refused.status_code == 400  # the page again, naming what is missing
+    assert offers_of(db_url, user_id)[0].quote_id is None
+    done = client.post(
+        f"/o/{offer.token}/quote",
+        data={"csrf_token": csrf, "birth_date": "1985-01-02", "gender": "F", "region": "110000"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+
+
+def test_an_expired_offer_says_so_and_quotes_nothing(
+    client: Any, db_url: str, shop: dict[str, str], morning: datetime
+) -> None:
+    user_id, offer = medical_offer(client, db_url, shop, morning)
+    csrf = sign_in_with_cookie(client, db_url, user_id)
+    with clock.frozen(morning + timedelta(hours=169)):
+        page = client.get(f"/o/{offer.token}")
+        assert page.status_code == 200 and "data-offer-expired" in page.text
+        tapped = client.post(f"/o/{offer.token}/quote", data={"csrf_token": csrf})
+        assert tapped.status_code == 409
+    assert offers_of(db_url, user_id)[0].quote_id is None
+    assert ("shown", None) not in funnel_rows(db_url, "hospital-medical")
+    assert client.get("/o/not-a-real-token-at-all-000").status_code == 404
+
+
+def test_gift_redeemed_with_points_is_activated_within_r12(
+    client: Any, db_url: str, shop: dict[str, str], morning: datetime
+) -> None:
+    user_id = person(db_url, "13900000120")
+    other = person(db_url, "13900000121")
+    points = {"merchant": "demo-mall", "points": 100, "balance": 600}
+    sent = post(
+        client, shop, event("gift-1", "points.earned", morning, mobile="13900000120", **points)
+    )
+    assert sent.status_code == 200
+    (offer,) = offers_of(db_url, user_id)
+    csrf = sign_in_with_cookie(client, db_url, other)
+    assert client.post(f"/o/{offer.token}/redeem", data={"csrf_token": csrf}).status_code == 403
+    client.cookies.clear()
+    csrf = sign_in_with_cookie(client, db_url, user_id)
+    page = client.get(f"/o/{offer.token}")
+    assert "500" in page.text and "data-one-tap" in page.text
+    redeemed = client.post(
+        f"/o/{offer.token}/redeem", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert redeemed.status_code == 303
+    form = client.get(f"/o/{offer.token}")
+    assert 'action="/o/' in form.text and "/activate" in form.text
+    docs = documents(client, "accident-monthly")["documents"]
+    data = {"csrf_token": csrf, "name": "王先生", "id_number": APPLICANT_ID}
+    for d in docs:
+        data[f"doc_hash.{d['code']}"] = d["content_hash"]
+        data[f"confirm.{d['code']}"] = "yes"
+    done = client.post(f"/o/{offer.token}/activate", data=data, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    policy_id = done.headers["location"].removeprefix("/policies/")
+    with unit_of_work(db_url) as db:
+        policy = db.get(Policy, policy_id)
+        assert policy is not None
+        assert policy.gifted and policy.customer_id == user_id
+        assert policy.line == "accident" and policy.premium_fen <= 10_000  # R12
+        redeem = db.scalar(select(AuditEntry).where(AuditEntry.action == "offer.gift_redeemed"))
+        assert redeem is not None and redeem.detail["redeem_cost"] == 500
+    (activated,) = offers_of(db_url, user_id)
+    assert activated.status == "purchased" and activated.policy_id == policy_id
+    assert funnel_rows(db_url, "points-accident-gift")[-1] == ("purchase", None)
+    again = client.post(f"/o/{offer.token}/activate", data=data)
+    assert again.status_code == 409  # already activated
+
+
+def test_console_edit_validates_versions_and_audits(
+    client: Any, db_url: str, shop: dict[str, str], morning: datetime
+) -> None:
+    advisor_id, _ = add_staff(db_url, "adv-offers", Role.advisor)
+    sign_in_with_cookie(client, db_url, advisor_id)
+    assert client.get("/console/offers").status_code == 403
+    client.cookies.clear()
+    ops_id, _ = add_staff(db_url, "ops-edit", Role.ops)
+    csrf = sign_in_with_cookie(client, db_url, ops_id)
+    page = client.get("/console/offers/hospital-medical")
+    assert page.status_code == 200 and "amount_fen &gt;= 20000" in page.text
+    rule = offer_rules.file_rule("hospital-medical")
+    assert rule is not None
+    text = offer_rules.rule_yaml(rule)
+    bad = text.replace("amount_fen >= 20000", "amout_fen >= 50000")
+    refused = client.post(
+        "/console/offers/hospital-medical", data={"csrf_token": csrf, "yaml": bad}
+    )
+    assert refused.status_code == 400
+    assert "when[0]" in refused.text and "amout_fen" in refused.text
+    renamed = text.replace("code: hospital-medical", "code: other-rule")
+    assert (
+        client.post(
+            "/console/offers/hospital-medical", data={"csrf_token": csrf, "yaml": renamed}
+        ).status_code
+        == 400
+    )
+    gift = text.replace("kind: quote", "kind: gift").replace(
+        "product: medical-million", "product: account-security"
+    )
+    assert (
+        client.post(
+            "/console/offers/hospital-medical", data={"csrf_token": csrf, "yaml": gift}
+        ).status_code
+        == 400
+    )
+    with unit_of_work(db_url) as db:
+        assert db.scalars(select(OfferRuleVersion)).all() == []
+    good = text.replace("amount_fen >= 20000", "amount_fen >= 50000")
+    saved = client.post(
+        "/console/offers/hospital-medical",
+        data={"csrf_token": csrf, "yaml": good},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    assert client.get(saved.headers["location"]).text.count('data-version="1"') == 1
+    with unit_of_work(db_url) as db:
+        (row,) = db.scalars(select(OfferRuleVersion)).all()
+        assert (row.version, row.created_by) == (1, ops_id)
+        entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "offer_rule.save"))
+        assert entry is not None and entry.subject_id == "hospital-medical"
+        assert entry.detail["version"] == 1
+        (found,) = [e for e in offer_rules.effective(db) if e.rule.code == "hospital-medical"]
+        assert (found.version, found.source) == ("db:1", "console")
+        # The file changes the rule: the file's is newer and wins.
+        config = offer_rules.file_config()
+        edited = config.model_copy(
+            update={
+                "rules": [
+                    r.model_copy(update={"expires_hours": 24}) if r.code == rule.code else r
+                    for r in config.rules
+                ]
+            }
+        )
+        (after,) = [e for e in offer_rules.effective(db, edited) if e.rule.code == rule.code]
+        assert after.source == "file" and after.superseded is not None
+    # The console's version is in force: 30,000 fen no longer makes an offer.
+    user_id = person(db_url, "13900000130")
+    assert post(client, shop, hospital("edit-1", morning, "13900000130")).status_code == 200
+    assert offers_of(db_url, user_id) == []
+    assert post(client, shop, hospital("edit-2", morning, "13900000130", 60_000)).status_code == 200
+    (offer,) = offers_of(db_url, user_id)
+    assert offer.rule_version == "db:1"
