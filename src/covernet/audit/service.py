@@ -3,8 +3,10 @@
 Each entry's hash covers the previous entry's hash and its own content, so altering,
 inserting or removing any entry breaks the chain from there on.  Entries are written in
 the same transaction as the action they record: an action that rolls back leaves no
-entry, and an entry never exists without its action.  Appends lock the chain's head row
-(``UPDATE`` first), so concurrent appends queue and the chain never forks.  Entries name
+entry, and an entry never exists without its action.  A transaction's entries are
+chained together when it commits, under the chain's head row lock (one ``UPDATE …
+RETURNING`` reserves their sequence numbers), so concurrent appends queue and the chain
+never forks, and the lock is held only while the transaction finishes.  Entries name
 people by account id only; personal data never goes into ``detail``.
 """
 
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 
 from covernet.audit.models import AuditAnchor, AuditEntry, AuditHead
 from covernet.core import clock
@@ -72,19 +74,15 @@ def record(
     subject_type: str | None = None,
     subject_id: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Append one entry in the caller's transaction."""
-    moved = db.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(last_seq=AuditHead.last_seq + 1)
-        .execution_options(synchronize_session=False)
-    )
-    head = db.get(AuditHead, 1, populate_existing=True)
-    if not getattr(moved, "rowcount", 0) or head is None:
-        raise RuntimeError("the audit log has no head row (the migrations seed it)")
+) -> None:
+    """Append one entry in the caller's transaction.
+
+    The entry is chained when the transaction commits (:func:`_write_pending`, from the
+    session's ``before_commit``), with every other entry the transaction recorded: the
+    head row is locked for the last moments of the transaction only, not from the first
+    entry on, so concurrent transactions queue on it briefly.  Inside a savepoint the
+    entry is chained at once, so it is undone with the savepoint."""
     entry = AuditEntry(
-        seq=head.last_seq,
         at=clock.now(),
         actor_type=actor.type,
         actor_id=actor.id,
@@ -93,15 +91,59 @@ def record(
         subject_type=subject_type,
         subject_id=subject_id,
         detail=json.loads(json.dumps(detail or {}, ensure_ascii=False, sort_keys=True)),
-        prev_hash=head.last_hash,
     )
-    entry.hash = entry_hash(head.last_hash, entry)
-    head.last_hash = entry.hash
-    db.add(entry)
-    if entry.seq % ANCHOR_EVERY == 0:
-        db.add(AuditAnchor(seq=entry.seq, hash=entry.hash, at=entry.at))
+    if db.in_nested_transaction():
+        _chain(db, [entry])
+    else:
+        db.info.setdefault(PENDING, []).append(entry)
+    db.flush()  # the caller's own changes, as before (errors surface at the action)
+
+
+PENDING = "covernet_audit_pending"
+
+
+def _chain(db: Session, entries: list[AuditEntry]) -> None:
+    """Give ``entries`` the next sequence numbers and hashes, in one locking statement."""
+    taken = db.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(last_seq=AuditHead.last_seq + len(entries))
+        .returning(AuditHead.last_seq, AuditHead.last_hash)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if taken is None:
+        raise RuntimeError("the audit log has no head row (the migrations seed it)")
+    last_seq, prev = int(taken[0]), str(taken[1])
+    for seq, entry in enumerate(entries, start=last_seq - len(entries) + 1):
+        entry.seq, entry.prev_hash = seq, prev
+        entry.hash = prev = entry_hash(prev, entry)
+        if seq % ANCHOR_EVERY == 0:
+            db.add(AuditAnchor(seq=seq, hash=entry.hash, at=entry.at))
+    db.add_all(entries)
+    db.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(last_hash=prev)
+        .execution_options(synchronize_session=False)
+    )
     db.flush()
-    return entry
+
+
+def _write_pending(db: Session) -> None:
+    entries = db.info.pop(PENDING, None)
+    if entries:
+        _chain(db, entries)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(db: Session) -> None:
+    _write_pending(db)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(db: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost ended: committed (written) or not
+        db.info.pop(PENDING, None)
 
 
 @dataclass(frozen=True)
@@ -127,6 +169,7 @@ def _walk(db: Session, stmt: Any) -> Iterator[AuditEntry]:
 
 def verify(db: Session) -> Verification:
     """Walk the chain; name the first entry that was altered, inserted or removed."""
+    _write_pending(db)
     prev_hash, before_prev, expected, checked = GENESIS, "", 1, 0
     anchors = {a.seq: a.hash for a in db.scalars(select(AuditAnchor))}
     for entry in _walk(db, select(AuditEntry)):
@@ -207,6 +250,7 @@ def _filtered(filters: Filters) -> Any:
 def search(
     db: Session, filters: Filters, *, offset: int, limit: int
 ) -> tuple[list[AuditEntry], int]:
+    _write_pending(db)
     stmt = _filtered(filters)
     total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = db.scalars(stmt.order_by(AuditEntry.seq.desc()).offset(offset).limit(limit))
@@ -215,4 +259,5 @@ def search(
 
 def export(db: Session, filters: Filters) -> Iterator[AuditEntry]:
     """Every matching entry, oldest first, streamed in batches."""
+    _write_pending(db)
     return _walk(db, _filtered(filters))
