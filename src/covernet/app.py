@@ -29,6 +29,7 @@ from covernet.compliance import pages as compliance_pages
 from covernet.compliance.monitor_routes import api_router as monitors_api
 from covernet.compliance.monitor_routes import page_router as monitors_pages
 from covernet.consult import api as desk_api
+from covernet.consult import assistant_api, help_pages
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
@@ -188,6 +189,7 @@ def create_app() -> FastAPI:
     app.include_router(notify_api.router)
     app.include_router(social_api.router)
     app.include_router(share_links_api.router)
+    app.include_router(assistant_api.router)
     app.include_router(crm_consents.router)
     app.include_router(offers_api.router)
     app.include_router(crm_api.router)
@@ -212,6 +214,7 @@ def create_app() -> FastAPI:
     app.include_router(crm_consents.pages)
     app.include_router(crm_pages.router)
     app.include_router(share_link_pages.router)
+    app.include_router(help_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"])

@@ -60,6 +60,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class Reply:
+    lang: knowledge.Lang
     answer: str
     article: knowledge.Article | None
     confidence: float
@@ -268,6 +269,7 @@ def ask(
     else:
         conversation = thread_id
     return Reply(
+        lang=decision.lang,
         answer=answer,
         article=decision.article,
         confidence=decision.confidence,
