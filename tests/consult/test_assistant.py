@@ -193,3 +193,44 @@ def test_questions_are_throttled_per_client(db_url: str, monkeypatch: pytest.Mon
         assistant.ask(db, "退保", client="10.9.9.8")  # another client is not held up
     with clock.shifted(timedelta(minutes=2)), unit_of_work(db_url) as db:
         assistant.ask(db, "退保", client="10.9.9.9")  # a minute later it is fine again
+
+
+def test_without_the_desk_a_handoff_says_whom_to_call(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(assistant, "_desk_handoff", lambda: None)
+    with unit_of_work(db_url) as db:
+        reply = assistant.ask(db, "转人工", client="10.1.1.1")
+    assert reply.handed_off and reply.conversation_id is None
+    assert "400-000-0000" in reply.answer
+    with unit_of_work(db_url) as db:
+        row = db.scalars(select(AssistantQuestion)).one()
+        assert row.handed_off and row.handoff_conversation_id is None and row.outcome == "asked"
+
+
+def test_a_desk_refusal_keeps_the_answer_and_the_log(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(db: Any, **_: Any) -> str:
+        db.add(
+            AssistantQuestion(  # written by the "desk", undone with its savepoint
+                thread_id="x",
+                client_key="x",
+                question="x",
+                lang="zh",
+                answer="x",
+                confidence=0.0,
+                outcome="asked",
+                handed_off=True,
+            )
+        )
+        db.flush()
+        raise ValidationFailed("no", code="empty_transcript")
+
+    monkeypatch.setattr(assistant, "_desk_handoff", lambda: refuse)
+    with unit_of_work(db_url) as db:
+        reply = assistant.ask(db, "帮我推荐个保险", client="10.1.1.2")
+    assert reply.handed_off and reply.conversation_id is None and "400-000-0000" in reply.answer
+    with unit_of_work(db_url) as db:
+        rows = list(db.scalars(select(AssistantQuestion)))
+        assert [r.outcome for r in rows] == ["advice"]

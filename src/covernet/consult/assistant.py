@@ -18,6 +18,7 @@ the whole exchange to the desk as the transcript (``consult.service.open_handoff
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,10 +33,11 @@ from covernet.consult.assistant_models import AssistantQuestion, Outcome
 from covernet.core import clock, i18n
 from covernet.core.config import get_settings
 from covernet.core.crypto import get_blind_index
-from covernet.core.errors import TooManyRequests, ValidationFailed
+from covernet.core.errors import CovernetError, TooManyRequests, ValidationFailed
 from covernet.core.ids import new_id
 from covernet.core.masking import mask_id_number, mask_mobile
 
+log = logging.getLogger("covernet.consult")
 CLIENT_CONTEXT = "assistant.client"
 HANDOFF_CHANNEL = "assistant"
 _MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
@@ -240,13 +242,18 @@ def ask(
         for row in earlier:
             transcript += [("customer", row.question), ("bot", row.answer)]
         transcript += [("customer", mask_personal(text)), ("bot", answer)]
-        desk_id = open_handoff(
-            db,
-            customer_id=customer_id,
-            channel=HANDOFF_CHANNEL,
-            transcript=transcript,
-            subject=mask_personal(text)[:80],
-        )
+        try:
+            with db.begin_nested():  # a refusal by the desk undoes only its own rows
+                desk_id = open_handoff(
+                    db,
+                    customer_id=customer_id,
+                    channel=HANDOFF_CHANNEL,
+                    transcript=transcript,
+                    subject=mask_personal(text)[:80],
+                )
+        except CovernetError as exc:
+            log.warning("the desk refused a hand-off: %s", exc.code)
+            answer = _text(decision.outcome, decision.lang, desk=False)
     db.add(
         AssistantQuestion(
             thread_id=thread_id,
