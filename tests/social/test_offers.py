@@ -8,7 +8,6 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from covernet.core import clock
@@ -17,34 +16,21 @@ from covernet.crm import consents
 from covernet.notify import service as notify
 from covernet.notify.models import Notification
 from covernet.social.offer_models import Offer
+from tests.social import test_offers_helpers as support
 from tests.social.test_offers_helpers import (
     PERSON,
     event,
     funnel_rows,
     hospital,
     offers_of,
-    partner_key,
     person,
     post,
 )
 
-
-@pytest.fixture
-def morning() -> Any:
-    """10:00 Beijing time today: outside the quiet hours."""
-    local = clock.local_now().replace(hour=10, minute=0, second=0, microsecond=0)
-    with clock.frozen(local):
-        yield local
-
-
-@pytest.fixture
-def shop(db_url: str) -> dict[str, str]:
-    return partner_key(db_url, "demo-shop")
-
-
-@pytest.fixture
-def air(db_url: str) -> dict[str, str]:
-    return partner_key(db_url, "demo-air")
+# fixtures shared with the other offer tests
+air = support.air
+morning = support.morning
+shop = support.shop
 
 
 def accepted(response: Any) -> dict[str, Any]:

@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import select
 
+from covernet.core import clock
 from covernet.core.config import DEV_PARTNER_SECRETS
 from covernet.core.db import unit_of_work
 from covernet.crm import consents
@@ -94,3 +96,21 @@ def funnel_rows(db_url: str, rule: str) -> list[tuple[str, str | None]]:
                 .order_by(OfferFunnelEvent.id)
             )
         ]
+
+
+@pytest.fixture
+def morning() -> Any:
+    """10:00 Beijing time today: outside the quiet hours."""
+    local = clock.local_now().replace(hour=10, minute=0, second=0, microsecond=0)
+    with clock.frozen(local):
+        yield local
+
+
+@pytest.fixture
+def shop(db_url: str) -> dict[str, str]:
+    return partner_key(db_url, "demo-shop")
+
+
+@pytest.fixture
+def air(db_url: str) -> dict[str, str]:
+    return partner_key(db_url, "demo-air")

@@ -9,7 +9,6 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from covernet.audit.models import AuditEntry
@@ -21,15 +20,19 @@ from covernet.social import offer_rules
 from covernet.social.offer_models import OfferRuleVersion
 from tests.conftest import add_staff, bearer, sign_in_with_cookie
 from tests.policies.buying import APPLICANT_ID, application, apply, documents, pay
+from tests.social import test_offers_helpers as support
 from tests.social.test_offers_helpers import (
     event,
     funnel_rows,
     hospital,
     offers_of,
-    partner_key,
     person,
     post,
 )
+
+# fixtures shared with the other offer tests
+morning = support.morning
+shop = support.shop
 
 NO = {
     "major-diagnoses": False,
@@ -37,18 +40,6 @@ NO = {
     "chronic-conditions": False,
     "congenital": False,
 }
-
-
-@pytest.fixture
-def morning() -> Any:
-    local = clock.local_now().replace(hour=10, minute=0, second=0, microsecond=0)
-    with clock.frozen(local):
-        yield local
-
-
-@pytest.fixture
-def shop(db_url: str) -> dict[str, str]:
-    return partner_key(db_url, "demo-shop")
 
 
 def medical_offer(client: Any, db_url: str, shop: dict[str, str], when: datetime) -> Any:
