@@ -66,7 +66,7 @@ REASON_MIN = 6  # characters of free text besides the reason chosen from the lis
 UNMASK_PER_HOUR = 20  # more in an hour by one staff member raises the monitor
 SEARCH_LIMIT = 20
 MASKED_SCAN = 5000  # customers compared against a masked mobile pattern
-POLICY_NO = re.compile(r"^[A-Z]{1,4}\d{6,}[A-Z0-9]*$")
+POLICY_NO = re.compile(r"^[A-Z]{1,4}\d{6,}-?[A-Z0-9]*$")  # CN20261201-7KQ2M9XW
 MASKED_MOBILE = re.compile(r"^1\d{2}\*{4}\d{4}$")
 
 
@@ -142,7 +142,8 @@ class Found:
 def _names(db: Session, ids: set[str]) -> dict[str, str]:
     if not ids:
         return {}
-    return dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples())
+    rows = db.execute(select(User.id, User.name).where(User.id.in_(ids)))
+    return {user_id: name for user_id, name in rows}
 
 
 def _customers_in_scope(db: Session, who: Principal) -> Any:
@@ -196,8 +197,9 @@ def _match(db: Session, who: Principal, q: str) -> tuple[str, list[User]]:
             if mobile and mobile[:3] == head and mobile[-4:] == tail:
                 hits.append(user)
         return "masked_mobile", hits
-    if POLICY_NO.match(compact.upper()):
-        policy = policies.by_policy_no(db, compact)
+    policy_no = q.replace(" ", "").upper()
+    if POLICY_NO.match(policy_no):
+        policy = policies.by_policy_no(db, policy_no)
         if policy is not None and policy.customer_id is not None:
             owner = identity.get_user(db, policy.customer_id)
             return "policy_no", [owner] if owner is not None else []
@@ -367,7 +369,9 @@ def view(db: Session, who: Principal, customer_id: str) -> dict[str, Any]:
         | {h.advisor_id for h in history}
         | ({entry.advisor_id} if entry else set()),
     )
-    in_force = {p.line for p in held if policies.effective_status(p, today) == "in_force"}
+    in_force = {
+        p.line for p in held if policies.effective_status(p, today) in ("in_force", "pending")
+    }
     conversations = _conversations(db, user.id)
     return {
         "customer_id": user.id,
