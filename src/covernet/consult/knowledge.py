@@ -236,6 +236,23 @@ def product_article(listed: ListedProduct) -> Article:
     sum_zh, sum_en = _sum_range(p)
     line = LINE_LABELS[p.line]
     grace_zh, grace_en = _days(p.grace_period_days)
+    renew_zh, renew_en = (
+        ("保证续保", "guaranteed") if p.renewal.guaranteed else ("不保证续保", "not guaranteed")
+    )
+    if p.renewal.guaranteed and p.renewal.years:
+        renew_zh += f"{p.renewal.years}年"
+        renew_en += f" for {p.renewal.years} years"
+    elig = p.eligibility
+    ages_zh = (
+        f"出生满{elig.min_age_days}天至{elig.max_age}周岁"
+        if elig.min_age == 0 and elig.min_age_days
+        else f"{elig.min_age}至{elig.max_age}周岁"
+    )
+    ages_en = (
+        f"{elig.min_age_days} days old to {elig.max_age}"
+        if elig.min_age == 0 and elig.min_age_days
+        else f"{elig.min_age} to {elig.max_age}"
+    )
     excl_zh = "\n".join(f"- {e.zh}" for e in p.terms.exclusions)
     excl_en = "\n".join(f"- {e.get('en')}" for e in p.terms.exclusions)
     zh = (
@@ -244,8 +261,7 @@ def product_article(listed: ListedProduct) -> Article:
         f"{p.renewal.note.zh}\n\n"
         f"- 保险公司：{insurer.legal_name.zh}\n- 保险期间：{term.zh}\n- 等待期：{wait_zh}\n"
         f"- 犹豫期：{cool_zh}\n- 宽限期：{grace_zh}\n- 保额：{sum_zh}\n"
-        f"- 投保年龄：{p.eligibility.min_age}至{p.eligibility.max_age}周岁\n"
-        f"- 续保：{p.renewal.note.zh}\n\n"
+        f"- 投保年龄：{ages_zh}\n- 续保：{renew_zh}\n\n"
         f"责任免除（保险公司不赔的情形）：\n{excl_zh}\n\n"
         f"退保：{p.surrender.conditions.zh}\n\n产品详情：/products/{p.code}"
     )
@@ -256,8 +272,7 @@ def product_article(listed: ListedProduct) -> Article:
         f"- Insurer: {insurer.legal_name.get('en')}\n- Term: {term.get('en')}\n"
         f"- Waiting period: {wait_en}\n- Cooling-off: {cool_en}\n- Grace period: {grace_en}\n"
         f"- Sum insured: {sum_en}\n"
-        f"- Ages: {p.eligibility.min_age} to {p.eligibility.max_age}\n"
-        f"- Renewal: {p.renewal.note.get('en')}\n\n"
+        f"- Ages: {ages_en}\n- Renewal: {renew_en}\n\n"
         f"Exclusions (what is not covered):\n{excl_en}\n\n"
         f"Cancelling: {p.surrender.conditions.get('en')}\n\nProduct page: /products/{p.code}"
     )
