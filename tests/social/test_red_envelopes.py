@@ -21,7 +21,7 @@ from covernet.payments.models import Refund
 from covernet.policies.models import Application, Policy, TraceEvent
 from covernet.social import service, tasks
 from covernet.social.models import RedEnvelopeShare
-from tests.conftest import bearer
+from tests.conftest import bearer, staff_headers
 from tests.policies.buying import APPLICANT_ID, documents, pay
 
 FRIEND_ID = make_id_number("310104", date(1992, 7, 1), 45)
@@ -150,6 +150,30 @@ def test_concurrent_grabs_never_exceed_shares(
         f"/api/v1/red-envelopes/{env['envelope_id']}/grab", headers=friend(client, db_url, 99)
     )
     assert late.status_code == 409 and late.json()["error"] == "sold_out"
+    # Sold out is answered without identifying the caller, but never without a credential.
+    path = f"/api/v1/red-envelopes/{env['envelope_id']}/grab"
+    assert client.post(path).status_code == 401
+    assert client.post(path, headers={"Authorization": "Bearer forged"}).status_code == 409
+
+
+def test_grab_refuses_a_bad_token_and_staff(
+    client: Any, customer_headers: dict[str, str], db_url: str
+) -> None:
+    env = opened(client, customer_headers, shares=2)
+    path = f"/api/v1/red-envelopes/{env['envelope_id']}/grab"
+    forged = client.post(path, headers={"Authorization": "Bearer forged"})
+    assert forged.status_code == 401 and forged.json()["error"] == "invalid_token"
+    staff = client.post(path, headers=staff_headers(client, db_url, "ops1", Role.ops))
+    assert staff.status_code == 403 and staff.json()["error"] == "forbidden"
+    with unit_of_work(db_url) as db:
+        assert (
+            db.scalar(
+                select(func.count())
+                .select_from(RedEnvelopeShare)
+                .where(RedEnvelopeShare.grabbed_by.is_not(None))
+            )
+            == 0
+        )
 
 
 def test_activation_issues_a_gifted_policy(

@@ -204,14 +204,50 @@ def allow(*roles: Role, anonymous: bool = False) -> Any:
         principal = await _principal(request)
         if anonymous:
             return principal
-        if not principal.is_authenticated:
-            raise Unauthenticated("sign in first", code="unauthenticated")
-        if principal.role not in allowed:
-            raise Forbidden("your account may not do this", code="forbidden")
-        return principal
+        return _admit(principal, allowed)
 
     check.access_roles = allowed  # type: ignore[attr-defined]
     check.access_anonymous = anonymous  # type: ignore[attr-defined]
+    return Depends(check)
+
+
+def _admit(principal: Principal, roles: frozenset[Role]) -> Principal:
+    if not principal.is_authenticated:
+        raise Unauthenticated("sign in first", code="unauthenticated")
+    if principal.role not in roles:
+        raise Forbidden("your account may not do this", code="forbidden")
+    return principal
+
+
+@dataclass
+class Caller:
+    """A caller not identified yet (:func:`allow_later`): a hot route may first answer
+    what needs no identity (a sold-out envelope), then identify the caller in the
+    same thread hop and unit of work as its own work (:meth:`identify_in`)."""
+
+    request: Request
+    roles: frozenset[Role]
+
+    def identify_in(self, db: Session) -> Principal:
+        """The caller, admitted or refused, identified within ``db``'s unit of work."""
+        cached = getattr(self.request.state, "principal", None)
+        principal = cached if isinstance(cached, Principal) else _identify(self.request, db)
+        self.request.state.principal = principal
+        return _admit(principal, self.roles)
+
+
+def allow_later(*roles: Role) -> Any:
+    """Like :func:`allow`, but the credential is only required to be present here (401
+    without one); the route identifies the caller with :meth:`Caller.identify_in`."""
+    allowed = frozenset(roles)
+
+    async def check(request: Request) -> Caller:
+        if not _has_credentials(request):
+            raise Unauthenticated("sign in first", code="unauthenticated")
+        return Caller(request, allowed)
+
+    check.access_roles = allowed  # type: ignore[attr-defined]
+    check.access_anonymous = False  # type: ignore[attr-defined]
     return Depends(check)
 
 
@@ -239,3 +275,4 @@ Staff = Annotated[Principal, allow(*STAFF_ROLES)]
 Admin = Annotated[Principal, allow(Role.admin)]
 Machine = Annotated[Principal, allow(*MACHINE_ROLES)]
 Insurer = Annotated[Principal, allow(Role.insurer)]
+LaterCustomer = Annotated[Caller, allow_later(Role.customer)]

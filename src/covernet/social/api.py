@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 
 from covernet.core import idempotency
 from covernet.core.db import unit_of_work
-from covernet.identity.access import Customer, Db, Principal, Public, client_ip
+from covernet.identity.access import (
+    Caller,
+    Customer,
+    Db,
+    LaterCustomer,
+    Public,
+    client_ip,
+)
 from covernet.social import service
 
 router = APIRouter(prefix="/api/v1", tags=["social"])
@@ -55,9 +62,9 @@ def read_envelope(envelope_id: str, db: Db, who: Public) -> dict[str, Any]:
 SOLD_OUT_BODY = {"error": "sold_out", "message": "every share of this envelope has been grabbed"}
 
 
-def _grab(who: Principal, envelope_id: str) -> tuple[int, dict[str, Any]]:
+def _grab(caller: Caller, envelope_id: str) -> tuple[int, dict[str, Any]]:
     with unit_of_work() as db:
-        share = service.try_grab(db, who, envelope_id)
+        share = service.try_grab(db, caller.identify_in(db), envelope_id)
         if share is None:  # an answer, not an error: the sold-out flag commits with it
             return 409, SOLD_OUT_BODY
         return 201, {
@@ -70,11 +77,16 @@ def _grab(who: Principal, envelope_id: str) -> tuple[int, dict[str, Any]]:
 
 
 @router.post("/red-envelopes/{envelope_id}/grab", status_code=201)
-async def grab_share(envelope_id: str, who: Customer) -> Response:
-    """Grab one share (one per person; 409 ``sold_out`` once none is left)."""
-    if envelope_id in service.SOLD_OUT:  # sold out for good: no query at all
+async def grab_share(envelope_id: str, caller: LaterCustomer) -> Response:
+    """Grab one share (one per person; 409 ``sold_out`` once none is left).
+
+    A signed-in caller (401 without a credential) of an envelope this process knows is
+    sold out for good is answered at once, with no query at all (sold out is public on
+    the envelope's page anyway); otherwise the caller is identified in the grab's own
+    unit of work: one thread hop, one transaction."""
+    if envelope_id in service.SOLD_OUT:
         return JSONResponse(SOLD_OUT_BODY, status_code=409)
-    status, body = await run_in_threadpool(_grab, who, envelope_id)
+    status, body = await run_in_threadpool(_grab, caller, envelope_id)
     return JSONResponse(body, status_code=status)
 
 
