@@ -113,3 +113,22 @@ def test_help_pages_in_both_languages(client: Any) -> None:
     assert 'href="/products/medical-million"' in product.text and "不保证续保" in product.text
     missing = client.get("/help/no-such-article", headers={"accept": "text/html"})
     assert missing.status_code == 404
+
+
+def test_a_chat_visitor_follows_the_handoff(anon_client: Any) -> None:
+    made = anon_client.post("/api/v1/chat/visitor")
+    assert made.status_code == 201, made.text
+    token = {"X-Visitor-Token": made.json()["visitor_token"]}
+    handed = anon_client.post(ASK, headers=token, json={"question": "我要找顾问聊聊"}).json()
+    assert handed["handed_off"] is True and handed["conversation_id"]
+    history = anon_client.get(
+        f"/api/v1/conversations/{handed['conversation_id']}/messages", headers=token
+    )
+    assert history.status_code == 200, history.text
+    assert any(m["body"] == "我要找顾问聊聊" for m in history.json())
+    other = anon_client.post("/api/v1/chat/visitor").json()["visitor_token"]
+    stranger = anon_client.get(
+        f"/api/v1/conversations/{handed['conversation_id']}/messages",
+        headers={"X-Visitor-Token": other},
+    )
+    assert stranger.status_code == 404

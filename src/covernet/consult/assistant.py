@@ -156,8 +156,13 @@ def mask_personal(text: str) -> str:
     return _MOBILE.sub(lambda m: mask_mobile(m.group(0)), text)
 
 
-def _client_key(customer_id: str | None, client: str) -> str:
-    who = f"customer:{customer_id}" if customer_id else f"ip:{client}"
+def _client_key(customer_id: str | None, visitor_id: str | None, client: str) -> str:
+    if customer_id:
+        who = f"customer:{customer_id}"
+    elif visitor_id:
+        who = f"visitor:{visitor_id}:{client}"
+    else:
+        who = f"ip:{client}"
     return get_blind_index().digest(who, context=CLIENT_CONTEXT)
 
 
@@ -210,9 +215,12 @@ def ask(
     lang: str | None = None,
     conversation_id: str | None = None,
     customer_id: str | None = None,
+    visitor_id: str | None = None,
     client: str = "unknown",
 ) -> Reply:
-    """Answer one question or hand it off; log it either way."""
+    """Answer one question or hand it off; log it either way.  ``visitor_id`` is an
+    anonymous web-chat visitor's (from the desk's signed visitor token): a hand-off is
+    then theirs to follow in the chat."""
     cfg = knowledge.config()
     text = check_question(question, cfg)
     if conversation_id is not None and not _THREAD_ID.match(conversation_id):
@@ -221,7 +229,7 @@ def ask(
             code="invalid_conversation_id",
             detail={"field": "conversation_id"},
         )
-    key = _client_key(customer_id, client)
+    key = _client_key(customer_id, visitor_id, client)
     _throttle(db, key, cfg)
     decision = decide(db, text, lang)
     thread_id = conversation_id or new_id()
@@ -247,6 +255,7 @@ def ask(
                 desk_id = open_handoff(
                     db,
                     customer_id=customer_id,
+                    **({"visitor_id": visitor_id} if visitor_id and not customer_id else {}),
                     channel=HANDOFF_CHANNEL,
                     transcript=transcript,
                     subject=mask_personal(text)[:80],

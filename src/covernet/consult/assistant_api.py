@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from covernet.consult import assistant
+from covernet.consult.api import visitor_from_request
 from covernet.identity.access import Db, Public, client_ip
 
 router = APIRouter(prefix="/api/v1", tags=["assistant"])
@@ -48,12 +49,15 @@ class AskOut(BaseModel):
 
 @router.post("/assistant/ask", response_model=AskOut)
 def ask(body: AskIn, request: Request, db: Db, who: Public) -> AskOut:
+    """An anonymous visitor of the web chat sends its ``X-Visitor-Token`` so that a
+    hand-off lands in its own chat."""
     reply = assistant.ask(
         db,
         body.question,
         lang=body.lang,
         conversation_id=body.conversation_id,
         customer_id=who.user_id if who.is_customer else None,
+        visitor_id=None if who.is_authenticated else visitor_from_request(request),
         client=client_ip(request),
     )
     lang = reply.lang
