@@ -261,3 +261,15 @@ def test_catalog_check_validates_the_rule_files(tmp_path: Path) -> None:
     )
     refused = check(copy)
     assert refused.returncode != 0 and "cash_rebate" in refused.stdout + refused.stderr
+
+
+def test_message_keys_built_at_run_time_exist() -> None:
+    from covernet.core import i18n
+    from covernet.crm import consents
+    from covernet.social import offer_pages
+
+    keys = offer_pages.message_keys() + consents.message_keys()
+    assert len(keys) > 20
+    catalogs = i18n.catalogs()
+    missing = [(lang, k) for lang in ("zh", "en") for k in keys if k not in catalogs[lang]]
+    assert missing == []

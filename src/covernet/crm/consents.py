@@ -205,6 +205,13 @@ def set_consent(db: Session, user_id: str, purpose_value: str, data: ConsentIn) 
     return _one(db, user_id, purpose)
 
 
+def message_keys() -> list[str]:
+    """Every message key the consents page builds at run time (checked by the tests)."""
+    keys = [f"consent.purpose.{p.value}" for p in Purpose]
+    keys += [f"consent.action.{a.value}" for a in ConsentAction]
+    return keys + [f"consent.source.{s}" for s in SOURCES]
+
+
 def _one(db: Session, user_id: str, purpose: Purpose) -> ConsentOut:
     return next(c for c in consents_of(db, user_id) if c.purpose == purpose.value)
 
@@ -251,10 +258,22 @@ def _page(
         status,
         toggle_path=PAGE,
         consents=[
-            {**c.model_dump(), "text": c.notice[lang if lang in c.notice else "zh"]}
+            {
+                **c.model_dump(),
+                "text": c.notice[lang if lang in c.notice else "zh"],
+                "purpose_key": f"consent.purpose.{c.purpose}",
+            }
             for c in consents_of(db, who.user_id)
         ],
-        history=history_of(db, who.user_id)[:20],
+        history=[
+            {
+                "at": h.at,
+                "purpose_key": f"consent.purpose.{h.purpose}",
+                "action_key": f"consent.action.{h.action}",
+                "source_key": f"consent.source.{h.source}",
+            }
+            for h in history_of(db, who.user_id)[:20]
+        ],
         csrf_token=csrf.form_token(request, who),
         error=error,
     )

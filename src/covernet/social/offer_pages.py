@@ -32,7 +32,13 @@ from covernet.policies.quotes import create_quote, prepare_quote
 from covernet.social import offer_rules, offers
 from covernet.social import service as envelopes
 from covernet.social.models import RedEnvelopeShare
-from covernet.social.offer_models import FunnelKind, Offer, OfferKind, SuppressReason
+from covernet.social.offer_models import (
+    FunnelKind,
+    Offer,
+    OfferKind,
+    OfferStatus,
+    SuppressReason,
+)
 from covernet.web import csrf, views
 from covernet.web.console import console_guard
 from covernet.web.csrf import PostedForm
@@ -79,6 +85,11 @@ def _landing(
     title = rule.title.get(lang) if rule is not None else product.name.get(lang)
     values = values if values is not None else _values(offer)
     context: dict[str, Any] = {
+        "keys": {
+            "badge": f"offer.badge.{offer.kind}",
+            "cost": f"offer.cost.{offer.redeem_with}",
+            "redeem": f"offer.redeem.{offer.redeem_with}",
+        },
         "offer": offer,
         "title": title,
         "product": product,
@@ -232,6 +243,15 @@ def activate(token: str, request: Request, form: PostedForm, db: Db, who: Public
     return RedirectResponse(f"/policies/{policy.id}", status_code=303)
 
 
+def message_keys() -> list[str]:
+    """Every message key these pages build at run time (checked by the tests)."""
+    keys = [f"offer.badge.{k.value}" for k in OfferKind]
+    keys += [f"offer.{part}.{r}" for part in ("cost", "redeem") for r in ("points", "steps")]
+    keys += [f"offers.step.{s}" for s in CHART_STEPS]
+    keys += [f"offers.reason.{r.value}" for r in SuppressReason]
+    return keys + [f"offers.status.{s.value}" for s in OfferStatus]
+
+
 # The console ------------------------------------------------------------------------------
 
 
@@ -251,6 +271,7 @@ def chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
             bars.append(
                 {
                     "step": step,
+                    "label": f"offers.step.{step}",
                     "y": y,
                     "width": max(1.0, round(BAR_WIDTH * n / top, 1)) if n else 0,
                     "value": n,
@@ -310,8 +331,8 @@ def console(request: Request, db: Db, who: Public) -> Response:
         "offers_console.html",
         rows=rows,
         chart=chart(rows),
-        recent=offers.recent(db),
-        reasons=[r.value for r in SuppressReason],
+        recent=[{**o, "status_key": f"offers.status.{o['status']}"} for o in offers.recent(db)],
+        reasons=[(r.value, f"offers.reason.{r.value}") for r in SuppressReason],
         editing=None,
     )
 

@@ -52,7 +52,7 @@ from covernet.catalog.spec import Product
 from covernet.core import clock
 from covernet.core.cn_identity import normalize_mobile
 from covernet.core.config import get_settings
-from covernet.core.errors import Conflict, Forbidden, NotFound
+from covernet.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from covernet.crm import consents
 from covernet.crm.consent_models import Purpose
 from covernet.identity import service as identity
@@ -145,7 +145,7 @@ def customer_by_mobile(db: Session, mobile: str) -> User | None:
     """The registered customer with this mobile, found by its blind index."""
     try:
         number = normalize_mobile(mobile, field="data.mobile")
-    except Exception:  # a number that is no mainland mobile names nobody
+    except ValidationFailed:  # a number that is no mainland mobile names nobody
         return None
     return db.scalar(
         select(User).where(
