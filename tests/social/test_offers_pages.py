@@ -150,7 +150,12 @@ def test_gift_redeemed_with_points_is_activated_within_r12(
     )
     assert sent.status_code == 200
     (offer,) = offers_of(db_url, user_id)
+    anonymous = client.get(f"/o/{offer.token}")
+    assert "data-one-tap" in anonymous.text and "offer.not_yours" not in anonymous.text
+    to_login = client.post(f"/o/{offer.token}/redeem", data={}, follow_redirects=False)
+    assert to_login.headers["location"] == f"/login?next=/o/{offer.token}"
     csrf = sign_in_with_cookie(client, db_url, other)
+    assert "data-one-tap" not in client.get(f"/o/{offer.token}").text
     assert client.post(f"/o/{offer.token}/redeem", data={"csrf_token": csrf}).status_code == 403
     client.cookies.clear()
     csrf = sign_in_with_cookie(client, db_url, user_id)
