@@ -5,27 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import select
 
 from covernet.core import clock
-from covernet.core.config import DEV_PARTNER_SECRETS
 from covernet.core.db import unit_of_work
 from covernet.crm import consents
 from covernet.identity import service as identity
-from covernet.identity.models import Role
-from covernet.partners.signing import signed_headers
 from covernet.social.offer_models import Offer, OfferFunnelEvent
+from tests.claims import test_parametric as parametric
 
 EVENTS = "/api/v1/partner/events"
 PERSON = {"birth_date": "1990-05-20", "gender": "M", "region": "310000"}
 
 
-def partner_key(db_url: str, name: str) -> dict[str, str]:
-    with unit_of_work(db_url) as db:
-        issued = identity.create_api_key(db, name=name, role=Role.partner)
-    return {"X-API-Key": issued.key}
+# The partner keys and the signed posting of the parametric claims' tests.
+partner_key = parametric.key
+shop = parametric.shop
+air = parametric.air
 
 
 def person(db_url: str, mobile: str, *, consent: bool = True, name: str = "王先生") -> str:
@@ -66,14 +63,10 @@ def post(
     body: dict[str, Any],
     *,
     partner: str = "demo-shop",
-    secret: str | None = None,
-    timestamp: int | None = None,
+    **kw: Any,
 ) -> Any:
-    raw = orjson.dumps(body)
-    signed = signed_headers(secret or DEV_PARTNER_SECRETS[partner], raw, timestamp)
-    return client.post(
-        EVENTS, content=raw, headers={**headers, **signed, "Content-Type": "application/json"}
-    )
+    """A signed event (``secret`` and ``timestamp`` may forge or age it)."""
+    return parametric.post(client, headers, body, partner=partner, **kw)
 
 
 def offers_of(db_url: str, user_id: str | None = None) -> list[Offer]:
@@ -104,13 +97,3 @@ def morning() -> Any:
     local = clock.local_now().replace(hour=10, minute=0, second=0, microsecond=0)
     with clock.frozen(local):
         yield local
-
-
-@pytest.fixture
-def shop(db_url: str) -> dict[str, str]:
-    return partner_key(db_url, "demo-shop")
-
-
-@pytest.fixture
-def air(db_url: str) -> dict[str, str]:
-    return partner_key(db_url, "demo-air")
