@@ -3,6 +3,7 @@ assignment, and teams (ops and admin)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -161,3 +162,25 @@ def set_member(code: str, body: teams.MemberIn, db: Db, who: Manager) -> TeamOut
 def remove_member(code: str, user_id: str, db: Db, who: Manager) -> Response:
     teams.remove_member(db, code, user_id, by=service.actor(who))
     return Response(status_code=204)
+
+
+@router.get("/desk/reports", response_model=dict[str, Any])
+def desk_reports(
+    db: Db, who: Reader, days: Annotated[int, Query(ge=1, le=366)] = 7
+) -> dict[str, Any]:
+    """The desk's figures for the last ``days`` days (supervisors see their teams)."""
+    from covernet.crm.pages import window
+
+    _, since, until = window(str(days))
+    found = service.desk_report(db, who, since, until)
+    return {
+        **asdict(found),
+        "since": since,
+        "until": until,
+        "sla_rate": found.sla_rate,
+        "bot": {
+            **asdict(found.bot),
+            "resolution_rate": found.bot.resolution_rate,
+            "handoff_rate": found.bot.handoff_rate,
+        },
+    }

@@ -8,7 +8,7 @@ a full value shown once is not kept by the browser.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from covernet.core import clock, i18n
 from covernet.core.errors import CovernetError, NotFound
-from covernet.crm import pool, service, teams
+from covernet.crm import desk_reports, pool, service, teams
 from covernet.identity.access import Db, Principal, Public
 from covernet.web.console import console_guard
 from covernet.web.csrf import PostedForm
@@ -279,8 +279,37 @@ def remove_member(
     return RedirectResponse(f"{TEAMS}?done=removed", status_code=303)
 
 
-def _window(request: Request) -> tuple[int, Any, Any]:
-    raw = request.query_params.get("days", "30")
-    days = int(raw) if raw.isdigit() and 1 <= int(raw) <= 366 else 30
+# Desk reports ------------------------------------------------------------------------
+
+REPORTS = "/console/desk/reports"
+REPORT_DAYS = (1, 7, 30, 90)
+CHANNELS = ("web", "live", "assistant", "wechat", "email", "phone")
+
+
+def window(raw: str | None) -> tuple[int, datetime, datetime]:
+    """The report's period: the last ``days`` days (1–366, default 7) up to now."""
+    days = int(raw) if raw and raw.isdigit() and 1 <= int(raw) <= 366 else 7
     until = clock.now()
     return days, until - timedelta(days=days), until
+
+
+@router.get(REPORTS, response_class=HTMLResponse)
+def desk_reports_page(request: Request, db: Db, who: Public) -> Response:
+    """坐席报表: volume by channel and hour, response and resolution times, SLA, CSAT,
+    the assistant's rates and per-advisor figures, drawn as inline SVG."""
+    if guard := console_guard(who, service.READERS, REPORTS, "the desk reports are for staff"):
+        return guard
+    days, since, until = window(request.query_params.get("days"))
+    found = service.desk_report(db, who, since, until)
+    return render(
+        request,
+        "desk_reports.html",
+        r=found,
+        days=days,
+        choices=REPORT_DAYS,
+        since=since,
+        until=until,
+        hours=desk_reports.hour_chart(found.by_hour),
+        channels=desk_reports.channel_chart(found.by_channel),
+        known_channels=CHANNELS,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import asdict, dataclass, is_dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,7 +31,7 @@ from covernet.core import clock
 from covernet.core.cn_identity import age_on, normalize_mobile, parse_id_number
 from covernet.core.errors import CovernetError, Forbidden, NotFound, ValidationFailed
 from covernet.core.masking import mask_id_number, mask_name
-from covernet.crm import pool, suggest
+from covernet.crm import desk_reports, pool, suggest, teams
 from covernet.crm.models import CustomerNote, CustomerTag, UnmaskView
 from covernet.identity import service as identity
 from covernet.identity.access import Principal
@@ -589,3 +589,71 @@ def unmask_counts(db: Session, *, hours: int = 1) -> list[tuple[str, int]]:
         .order_by(func.count().desc(), UnmaskView.staff_id)
     )
     return [(s, int(n)) for s, n in rows]
+
+
+# Desk reports ------------------------------------------------------------------------
+
+REPORT_READERS = frozenset({Role.ops, Role.compliance, Role.admin})
+
+
+def can_read_reports(db: Session, who: Principal) -> bool:
+    """Ops, compliance and admin see the whole desk; a supervisor their teams'."""
+    if who.role in REPORT_READERS:
+        return True
+    return (
+        who.role is Role.advisor
+        and who.user_id is not None
+        and teams.is_supervisor(db, who.user_id)
+    )
+
+
+def desk_report(
+    db: Session, who: Principal, since: datetime, until: datetime
+) -> desk_reports.Report:
+    """The desk's figures for conversations that arrived in ``[since, until)``: rows from
+    the desk's own inbox function, aggregated by :mod:`covernet.crm.desk_reports`."""
+    from covernet.consult import assistant, priority
+    from covernet.consult import service as desk
+
+    if not can_read_reports(db, who):
+        raise Forbidden(
+            "the desk reports are for supervisors, ops and compliance", code="forbidden_reports"
+        )
+    everything = Principal(role=Role.ops)  # the desk's whole inbox, every state
+    rows = [
+        c
+        for c in desk.inbox(db, everything, state=None, limit=50_000)
+        if since <= c.created_at < until
+    ]
+    if who.role not in REPORT_READERS and who.user_id is not None:
+        team = teams.team_members(db, who.user_id)
+        rows = [c for c in rows if c.assignee_id in team]
+    names = _names(db, {c.assignee_id for c in rows if c.assignee_id})
+    rules = priority.current().sla
+    hours = rules.business_hours
+    targets = desk_reports.SlaTargets(
+        first_response_minutes=rules.first_response_minutes,
+        resolution_hours=rules.resolution_hours,
+        calendar=desk_reports.Calendar(
+            days=frozenset(hours.days),
+            start=time.fromisoformat(hours.start),
+            end=time.fromisoformat(hours.end),
+        ),
+    )
+    asked, answered, handed_off = assistant.rates(db, since, until)
+    return desk_reports.report(
+        (
+            desk_reports.Row(
+                channel=c.channel,
+                created_at=c.created_at,
+                first_response_at=c.first_response_at,
+                resolved_at=c.resolved_at,
+                csat_score=c.csat_score,
+                assignee_id=c.assignee_id,
+                assignee_name=names.get(c.assignee_id) if c.assignee_id else None,
+            )
+            for c in rows
+        ),
+        targets,
+        desk_reports.BotFigures(asked, answered, handed_off),
+    )
