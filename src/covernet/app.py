@@ -174,6 +174,14 @@ def create_app() -> FastAPI:
         message = str(exc.detail) if exc.detail else code.replace("_", " ")
         return _respond(request, CovernetError(message, code=code, status=exc.status_code))
 
+    # Routers are matched in order, each by scanning its routes: the hot paths first
+    # (tests/test_routes.py checks that no route shadows another).
+    app.include_router(policies_api.router)  # quotes
+    app.include_router(buying_api.router)  # applications, policies
+    app.include_router(social_api.router)  # red envelope grabs
+    app.include_router(payments_api.router)  # provider callbacks
+    app.include_router(partner_api.router)  # partner batches
+    app.include_router(catalog_api.router)
     app.include_router(identity_api.router)
     app.include_router(audit_api.router)
     app.include_router(compliance_api.router)
