@@ -325,19 +325,10 @@ def _make_offer(
 
 
 def _handle(db: Session, received: Received, data: BaseModel) -> Outcome:
-    considered = consider(db, received, data)
-    if considered.offers or considered.suppressed:
-        audit.record(
-            db,
-            "offer.event",
-            actor=received.actor,
-            subject_type="partner_event",
-            subject_id=received.key,
-            detail={
-                "offers": [o.id for o in considered.offers],
-                "suppressed": considered.suppressed,
-            },
-        )
+    """The registered handler of every offer event type.  No audit entry per event: the
+    funnel rows are the record, and every event appending to the one audit chain would
+    serialise all partners' events on its head row."""
+    consider(db, received, data)
     return Outcome(result="accepted")
 
 
