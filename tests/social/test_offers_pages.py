@@ -89,6 +89,11 @@ def test_one_tap_quote_then_purchase_counts_as_conversion(
         ("quote", None),
         ("purchase", None),
     ]
+    used = client.get(f"/o/{offer.token}")
+    assert "data-offer-used" in used.text and "data-one-tap" not in used.text
+    english = client.get(f"/o/{offer.token}?lang=en")
+    assert "Big hospital bills" in english.text
+    assert "This offer has been used - you bought" in english.text
     ops_id, _ = add_staff(db_url, "ops-funnel", Role.ops)
     sign_in_with_cookie(client, db_url, ops_id)
     console = client.get("/console/offers")

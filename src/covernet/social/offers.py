@@ -222,7 +222,7 @@ def _capped(
 
 @dataclass
 class Considered:
-    """What one event did, per rule (for tests and the audit detail)."""
+    """What one event did, per rule."""
 
     offers: list[Offer] = field(default_factory=list)
     suppressed: dict[str, str] = field(default_factory=dict)  # rule -> reason
