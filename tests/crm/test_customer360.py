@@ -295,8 +295,11 @@ def test_pages_mask_and_show_a_full_value_once(
     listing = client.get("/console/customers")
     assert listing.status_code == 200 and "测***" in listing.text
     _no_personal_data(listing.text)
-    searched = client.get("/console/customers", params={"q": CUSTOMER["mobile"]})
+    searched = client.post("/console/customers", data={"csrf_token": csrf, "q": CUSTOMER["mobile"]})
     assert f"/console/customers/{world['c1']}" in searched.text
+    _no_personal_data(searched.text)  # not even in the search box or the language links
+    by_link = client.get("/console/customers", params={"q": world["p1"]})
+    assert f"/console/customers/{world['c1']}" in by_link.text
     english = client.get(f"/console/customers/{world['c1']}?lang=en")
     assert "Show full information" in english.text
     # An advisor who does not serve c2 gets the not-found page, not c2's data

@@ -38,12 +38,7 @@ def _text(form: Any, name: str, limit: int = 1200) -> str:
     return str(form.get(name, "") or "")[:limit]
 
 
-@router.get(PATH, response_class=HTMLResponse)
-def customers(request: Request, db: Db, who: Public) -> Response:
-    """客户查询: search by mobile, policy number or name; without a query, the pool."""
-    if (guard := _guard(who, PATH)) is not None:
-        return guard
-    q = request.query_params.get("q", "").strip()[:60]
+def _search_page(request: Request, db: Session, who: Principal, q: str) -> HTMLResponse:
     lang = i18n.negotiate_lang(request)
     found: list[service.Found] = []
     error = None
@@ -53,7 +48,33 @@ def customers(request: Request, db: Db, who: Public) -> Response:
         except CovernetError as exc:
             error = error_message(exc, lang)
     mine = [] if q else service.pool_list(db, who)
-    return render(request, "customers_console.html", q=q, found=found, pool=mine, error=error)
+    return render(
+        request,
+        "customers_console.html",
+        toggle_path=PATH,  # the query never goes into links
+        q=service.masked_query(q),
+        found=found,
+        pool=mine,
+        error=error,
+        csrf_token=who.csrf_token,
+    )
+
+
+@router.get(PATH, response_class=HTMLResponse)
+def customers(request: Request, db: Db, who: Public) -> Response:
+    """客户查询: without a query, the caller's pool (own, team's or everyone's)."""
+    if (guard := _guard(who, PATH)) is not None:
+        return guard
+    return _search_page(request, db, who, request.query_params.get("q", "").strip()[:60])
+
+
+@router.post(PATH, response_class=HTMLResponse)
+def search_customers(request: Request, form: PostedForm, db: Db, who: Public) -> Response:
+    """The search form posts, so a mobile number searched for stays out of the address,
+    the browser history and the access logs."""
+    if (guard := _guard(who, PATH)) is not None:
+        return guard
+    return _search_page(request, db, who, _text(form, "q", 60).strip())
 
 
 def _page(

@@ -30,7 +30,7 @@ from covernet.claims import service as claims
 from covernet.core import clock
 from covernet.core.cn_identity import age_on, normalize_mobile, parse_id_number
 from covernet.core.errors import CovernetError, Forbidden, NotFound, ValidationFailed
-from covernet.core.masking import mask_id_number, mask_name
+from covernet.core.masking import mask_id_number, mask_mobile, mask_name
 from covernet.crm import desk_reports, pool, suggest, teams
 from covernet.crm.models import CustomerNote, CustomerTag, UnmaskView
 from covernet.identity import service as identity
@@ -177,6 +177,14 @@ def search(db: Session, who: Principal, q: str) -> list[Found]:
         )
         for u in rows[:SEARCH_LIMIT]
     ]
+
+
+def masked_query(q: str) -> str:
+    """The query as it may be shown back: a full mobile number masked."""
+    try:
+        return mask_mobile(normalize_mobile(q.replace(" ", "").replace("-", "")))
+    except CovernetError:
+        return q
 
 
 def _match(db: Session, who: Principal, q: str) -> tuple[str, list[User]]:
