@@ -87,7 +87,7 @@ def test_open_offer_one_tap_quote(phone: Any, live_server: str) -> None:
     phone.goto(f"{live_server}/login?next={path}")
     phone.locator("#l-mobile").fill(DEMO_CUSTOMER[0])
     phone.locator("#l-password").fill(password)
-    phone.locator("button[type='submit']").tap()
+    phone.locator("form[action='/login'] button[type='submit']").tap()
     phone.wait_for_url(re.compile(re.escape(path) + "$"))
     expect(phone.locator("#offer-title")).to_contain_text("百万医疗险")
     expect(phone.locator("main")).to_contain_text("康宁住院医疗险")
