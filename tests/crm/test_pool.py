@@ -153,3 +153,36 @@ def test_manual_reassignment_keeps_history(
     # An advised sale later does not override the manual assignment.
     with unit_of_work(db_url) as db:
         assert not pool.claim(db, cid, a, pool.PoolSource.referral)
+
+
+def test_concurrent_claims_leave_one_advisor(db_url: str, customer: dict[str, str]) -> None:
+    """Eight advisors claim the same customer at once: one wins, one history row."""
+    import threading
+
+    from tests.conftest import add_staff
+
+    advisors = [add_staff(db_url, f"adv-{n}", Role.advisor)[0] for n in range(8)]
+    barrier = threading.Barrier(len(advisors))
+    won: list[str] = []
+    errors: list[BaseException] = []
+
+    def claim(advisor_id: str) -> None:
+        try:
+            barrier.wait(timeout=10)
+            with unit_of_work(db_url) as db:
+                if pool.claim(db, customer["id"], advisor_id, pool.PoolSource.share_link):
+                    won.append(advisor_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claim, args=(a,)) for a in advisors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == [] and len(won) == 1
+    with unit_of_work(db_url) as db:
+        current = pool.current(db, customer["id"])
+        assert current is not None and current.advisor_id == won[0]
+        rows = db.scalars(select(PoolHistory)).all()
+        assert [(h.advisor_id, h.until) for h in rows] == [(won[0], None)]

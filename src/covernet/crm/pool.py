@@ -211,7 +211,12 @@ def assign(
             since=now,
             assigned_by=who.user_id,
         )
-        db.add(row)
+        try:
+            with db.begin_nested():
+                db.add(row)
+                db.flush()
+        except IntegrityError:  # a claim placed the customer meanwhile: reassign from it
+            return assign(db, who, customer_id, advisor_id, reason)
     db.add(
         PoolHistory(
             customer_id=customer_id,
