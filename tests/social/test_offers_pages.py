@@ -12,12 +12,14 @@ from typing import Any
 from sqlalchemy import select
 
 from covernet.audit.models import AuditEntry
+from covernet.catalog.loader import load_catalog
 from covernet.core import clock
 from covernet.core.db import unit_of_work
 from covernet.identity.models import Role
 from covernet.policies.models import Policy
 from covernet.social import offer_rules
 from covernet.social.offer_models import OfferRuleVersion
+from tests.conftest import CATALOG_DIR as CATALOG
 from tests.conftest import add_staff, bearer, sign_in_with_cookie
 from tests.policies.buying import APPLICANT_ID, application, apply, documents, pay
 from tests.social import test_offers_helpers as support
@@ -267,3 +269,57 @@ def test_console_edit_validates_versions_and_audits(
     assert post(client, shop, hospital("edit-2", morning, "13900000130", 60_000)).status_code == 200
     (offer,) = offers_of(db_url, user_id)
     assert offer.rule_version == "db:1"
+
+
+def test_gift_offers_keep_the_gift_limit_of_red_envelopes(
+    client: Any, db_url: str, shop: dict[str, str], morning: datetime
+) -> None:
+    """The activation is the red envelope's: a fourth gift in force is declined (R12)."""
+    from covernet.core.errors import CovernetError
+    from covernet.identity.access import Principal
+    from covernet.social import offers, service
+
+    rule = offer_rules.file_rule("points-accident-gift")
+    assert rule is not None
+    ops_id, _ = add_staff(db_url, "ops-gifts", Role.ops)
+    roomy = offer_rules.rule_yaml(rule.model_copy(update={"cap": offer_rules.Cap(max=10)}))
+    assert "max: 10" in roomy
+    with unit_of_work(db_url) as db:
+        offer_rules.save_version(db, rule.code, roomy, by=ops_id, catalog=load_catalog(CATALOG))
+    user_id = person(db_url, "13900000140")
+    who = Principal(role=Role.customer, user_id=user_id, method="bearer")
+    docs = {
+        d["code"]: d["content_hash"] for d in documents(client, "accident-monthly")["documents"]
+    }
+    outcomes = []
+    for n in range(4):
+        day = morning + timedelta(days=n // 3)  # the daily cap is 3
+        with clock.frozen(day):
+            points = {"merchant": "m", "points": 10, "balance": 900}
+            sent = post(
+                client,
+                shop,
+                event(f"lim-{n}", "points.earned", day, mobile="13900000140", **points),
+            )
+            assert sent.status_code == 200
+            offer = offers_of(db_url, user_id)[-1]
+            try:
+                with unit_of_work(db_url) as db:
+                    offers.redeem(db, who, offer.token)
+                    offers.activate(
+                        db,
+                        who,
+                        offer.token,
+                        service.ActivateIn(
+                            name="王先生", id_number=APPLICANT_ID, acknowledgements=docs
+                        ),
+                        ip="127.0.0.1",
+                        user_agent="test",
+                    )
+                outcomes.append("issued")
+            except CovernetError as exc:
+                outcomes.append(str((exc.detail or {}).get("reason")))
+    assert outcomes == ["issued", "issued", "issued", "gift_limit_reached"]
+    with unit_of_work(db_url) as db:
+        gifts = db.scalars(select(Policy).where(Policy.customer_id == user_id)).all()
+        assert len(gifts) == 3 and all(p.gifted for p in gifts)
