@@ -20,7 +20,7 @@ from covernet.policies.models import Policy
 from covernet.social import offer_rules
 from covernet.social.offer_models import OfferRuleVersion
 from tests.conftest import CATALOG_DIR as CATALOG
-from tests.conftest import add_staff, bearer, sign_in_with_cookie
+from tests.conftest import add_staff, bearer, sign_in_with_cookie, staff_headers
 from tests.policies.buying import APPLICANT_ID, application, apply, documents, pay
 from tests.social import test_offers_helpers as support
 from tests.social.test_offers_helpers import (
@@ -96,6 +96,17 @@ def test_one_tap_quote_then_purchase_counts_as_conversion(
     english = client.get(f"/o/{offer.token}?lang=en")
     assert "Big hospital bills" in english.text
     assert "This offer has been used - you bought" in english.text
+    mine = client.get("/api/v1/me/offers", headers=headers).json()
+    assert [(o["rule_code"], o["status"]) for o in mine] == [("hospital-medical", "purchased")]
+    assert mine[0]["url"].endswith(f"/o/{offer.token}")
+    ops = staff_headers(client, db_url, "ops-api", Role.ops)
+    assert client.get("/api/v1/offers/rules", headers=headers).status_code == 403
+    (medical,) = [
+        r
+        for r in client.get("/api/v1/offers/rules", headers=ops).json()
+        if r["code"] == "hospital-medical"
+    ]
+    assert medical["counts"]["purchase"] == 1 and medical["conversion"] == 100.0
     ops_id, _ = add_staff(db_url, "ops-funnel", Role.ops)
     sign_in_with_cookie(client, db_url, ops_id)
     console = client.get("/console/offers")
