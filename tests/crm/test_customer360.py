@@ -268,6 +268,7 @@ def test_pages_mask_and_show_a_full_value_once(
     assert "139****5678" in page.text and mask_id_number(APPLICANT_ID) in page.text
     assert "显示完整信息" in page.text and world["p1"] in page.text
     assert "持有意外险的客户中 100% 也持有医疗险" in page.text
+    assert "接收场景优惠推荐 · 未同意" in page.text  # consents, from crm.consents
     refused = client.post(
         f"/console/customers/{world['c1']}/unmask",
         data={

@@ -110,6 +110,7 @@ def _page(
         fields=service.UNMASK_FIELDS,
         reason_min=service.REASON_MIN,
         can_assign=can_assign,
+        channels=CHANNELS,
         csrf_token=who.csrf_token,
     )
 
