@@ -136,3 +136,20 @@ def test_the_report_api(client: Any, db_url: str) -> None:
     assert set(body["bot"]) >= {"asked", "resolution_rate", "handoff_rate"}
     refused = client.get("/api/v1/desk/reports", headers=advisor)
     assert refused.status_code == 403 and refused.json()["error"] == "forbidden_reports"
+
+
+def test_the_report_counts_the_desks_conversations(
+    client: Any, db_url: str, customer: dict[str, str]
+) -> None:
+    from covernet.consult import service as desk
+    from covernet.core.db import unit_of_work
+
+    _, ops = staff(client, db_url, "ops1", Role.ops)
+    with unit_of_work(db_url) as db:
+        for text in ("请问犹豫期是多久", "理赔进度怎么查"):
+            desk.start(db, desk.Caller(customer_id=customer["id"]), channel="web", body=text)
+    body = client.get("/api/v1/desk/reports?days=1", headers=ops).json()
+    assert body["total"] == 2 and body["by_channel"] == {"web": 2}
+    assert sum(body["by_hour"]) == 2 and body["first_response_minutes"]["count"] == 0
+    page = client.get("/console/desk/reports", headers=ops)
+    assert page.status_code == 200 and 'data-channel="web"' in page.text
