@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -28,6 +28,7 @@ SESSION_COOKIE = "covernet_session"
 CSRF_COOKIE = "covernet_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+T = TypeVar("T")
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:
@@ -234,6 +235,16 @@ class Caller:
         principal = cached if isinstance(cached, Principal) else _identify(self.request, db)
         self.request.state.principal = principal
         return _admit(principal, self.roles)
+
+    async def run(self, work: Callable[[Session, Principal], T]) -> T:
+        """``work(db, caller)`` in one unit of work, the caller identified in it: one
+        thread hop, one pool checkout and one commit for the whole request."""
+
+        def in_unit_of_work() -> T:
+            with unit_of_work() as db:
+                return work(db, self.identify_in(db))
+
+        return await run_in_threadpool(in_unit_of_work)
 
 
 def allow_later(*roles: Role) -> Any:

@@ -497,7 +497,7 @@ def resolve_session(db: Session, token: str, *, kind: str) -> tuple[AuthSession,
     ).first()
     if found is None:
         return None
-    row, user = found.tuple()
+    row, user = found
     if row.kind != kind or row.revoked_at is not None or row.expires_at <= clock.now():
         return None
     if not user.is_active:

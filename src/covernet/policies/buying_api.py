@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session
 from covernet.catalog import service as catalog
 from covernet.catalog.disclosures import UNCERTAINTY_STATEMENT
 from covernet.core import idempotency
-from covernet.identity.access import Customer, Db, Principal, Public, allow, client_ip
+from covernet.identity.access import (
+    Caller,
+    Customer,
+    Db,
+    Principal,
+    Public,
+    allow,
+    allow_later,
+    client_ip,
+)
 from covernet.identity.models import Role
 from covernet.payments import service as payments
 from covernet.policies import (
@@ -36,6 +45,8 @@ from covernet.policies.models import Application, Policy, TraceEvent
 router = APIRouter(prefix="/api/v1", tags=["buying"])
 
 Reader = Annotated[Principal, allow(Role.customer, *applications.READERS)]
+# The same audience, identified in the route's own unit of work (hot reads).
+LaterReader = Annotated[Caller, allow_later(Role.customer, *applications.READERS)]
 Underwriter = Annotated[Principal, allow(*applications.UNDERWRITERS)]
 IdempotencyKey = Annotated[
     str | None,
@@ -143,8 +154,11 @@ async def submit_application(
 
 
 @router.get("/applications/{application_id}", response_model=ApplicationOut)
-def read_application(application_id: str, db: Db, who: Reader) -> dict[str, Any]:
-    return application_body(db, applications.get(db, who, application_id))
+async def read_application(application_id: str, caller: LaterReader) -> dict[str, Any]:
+    """Polled while a payment is confirmed: one thread hop, one unit of work."""
+    return await caller.run(
+        lambda db, who: application_body(db, applications.get(db, who, application_id))
+    )
 
 
 class TraceOut(BaseModel):
@@ -306,8 +320,9 @@ def my_policies(db: Db, who: Customer) -> list[PolicyOut]:
 
 
 @router.get("/policies/{policy_id}", response_model=PolicyOut)
-def read_policy(policy_id: str, db: Db, who: Reader) -> PolicyOut:
-    return policy_body(db, policies.get(db, who, policy_id))
+async def read_policy(policy_id: str, caller: LaterReader) -> PolicyOut:
+    """A policy in real time: one thread hop, one unit of work."""
+    return await caller.run(lambda db, who: policy_body(db, policies.get(db, who, policy_id)))
 
 
 @router.get(

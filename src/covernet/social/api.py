@@ -10,15 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from covernet.core import idempotency
-from covernet.core.db import unit_of_work
-from covernet.identity.access import (
-    Caller,
-    Customer,
-    Db,
-    LaterCustomer,
-    Public,
-    client_ip,
-)
+from covernet.identity.access import Customer, Db, LaterCustomer, Principal, Public, client_ip
 from covernet.social import service
 
 router = APIRouter(prefix="/api/v1", tags=["social"])
@@ -62,18 +54,17 @@ def read_envelope(envelope_id: str, db: Db, who: Public) -> dict[str, Any]:
 SOLD_OUT_BODY = {"error": "sold_out", "message": "every share of this envelope has been grabbed"}
 
 
-def _grab(caller: Caller, envelope_id: str) -> tuple[int, dict[str, Any]]:
-    with unit_of_work() as db:
-        share = service.try_grab(db, caller.identify_in(db), envelope_id)
-        if share is None:  # an answer, not an error: the sold-out flag commits with it
-            return 409, SOLD_OUT_BODY
-        return 201, {
-            "grab_id": share.id,
-            "envelope_id": share.envelope_id,
-            "premium_fen": share.premium_fen,
-            "sum_insured_fen": share.sum_insured_fen,
-            "hold_until": share.hold_until.isoformat() if share.hold_until else None,
-        }
+def _grab(db: Session, who: Principal, envelope_id: str) -> tuple[int, dict[str, Any]]:
+    share = service.try_grab(db, who, envelope_id)
+    if share is None:  # an answer, not an error: the sold-out flag commits with it
+        return 409, SOLD_OUT_BODY
+    return 201, {
+        "grab_id": share.id,
+        "envelope_id": share.envelope_id,
+        "premium_fen": share.premium_fen,
+        "sum_insured_fen": share.sum_insured_fen,
+        "hold_until": share.hold_until.isoformat() if share.hold_until else None,
+    }
 
 
 @router.post("/red-envelopes/{envelope_id}/grab", status_code=201)
@@ -86,7 +77,7 @@ async def grab_share(envelope_id: str, caller: LaterCustomer) -> Response:
     unit of work: one thread hop, one transaction."""
     if envelope_id in service.SOLD_OUT:
         return JSONResponse(SOLD_OUT_BODY, status_code=409)
-    status, body = await run_in_threadpool(_grab, caller, envelope_id)
+    status, body = await caller.run(lambda db, who: _grab(db, who, envelope_id))
     return JSONResponse(body, status_code=status)
 
 
