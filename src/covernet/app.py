@@ -195,6 +195,7 @@ def create_app() -> FastAPI:
     app.include_router(crm_consents.router)
     app.include_router(offers_api.router)
     app.include_router(crm_api.router)
+    app.include_router(crm_pages.reports_router)  # before the desk's /console/desk/{id}
     app.include_router(desk_api.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)

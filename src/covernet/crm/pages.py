@@ -25,6 +25,9 @@ from covernet.web.csrf import PostedForm
 from covernet.web.render import error_message, mark_page, render
 
 router = APIRouter(dependencies=[Depends(mark_page)], include_in_schema=False)
+# Included before the desk's pages, whose /console/desk/{conversation_id} would else
+# take /console/desk/reports.
+reports_router = APIRouter(dependencies=[Depends(mark_page)], include_in_schema=False)
 
 PATH = "/console/customers"
 TEAMS = "/console/teams"
@@ -315,7 +318,7 @@ def window(raw: str | None) -> tuple[int, datetime, datetime]:
     return days, until - timedelta(days=days), until
 
 
-@router.get(REPORTS, response_class=HTMLResponse)
+@reports_router.get(REPORTS, response_class=HTMLResponse)
 def desk_reports_page(request: Request, db: Db, who: Public) -> Response:
     """坐席报表: volume by channel and hour, response and resolution times, SLA, CSAT,
     the assistant's rates and per-advisor figures, drawn as inline SVG."""
