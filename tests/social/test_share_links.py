@@ -16,7 +16,7 @@ from covernet.core.errors import ValidationFailed
 from covernet.identity.models import Role
 from covernet.social import attribution, rewards
 from tests.conftest import bearer, staff_headers
-from tests.policies.buying import application, apply, quote
+from tests.policies.buying import application, apply, pay, quote
 
 CATALOG = Path(__file__).resolve().parents[2] / "catalog"
 
@@ -110,6 +110,9 @@ def test_chain_funnel_and_attribution(
         q = quote(buyer, headers)
         made = apply(buyer, headers, application(buyer, q))
         assert made.status_code == 201, made.text
+    submitted = client.get(f"/api/v1/share-links/{b['id']}", headers=b_owner).json()
+    assert submitted["funnel"]["counts"]["purchase"] == 0  # not until the policy is issued
+    pay(client, made.json()["payment_id"])
     mine = client.get(f"/api/v1/share-links/{a['id']}", headers=customer_headers).json()
     assert mine["funnel"]["counts"] == {"visit": 1, "signup": 1, "quote": 0, "purchase": 0}
     assert mine["funnel"]["rates"]["signup"] == 1.0

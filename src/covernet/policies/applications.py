@@ -413,7 +413,8 @@ def apply(
         subject_id=app.id,
         detail={"product": product.code, "version": version, "premium_fen": app.premium_fen},
     )
-    attribution.record(db, "purchase", app.id)  # the share link it came through, if any
+    # The share link it came through, if any: a purchase once issued (issuance.issue).
+    attribution.record(db, "application", app.id)
     pool.on_sale(db, app.customer_id, app.advisor_id)  # the advisor's pool (crm)
     return app
 

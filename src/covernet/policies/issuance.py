@@ -16,6 +16,7 @@ from covernet.core import clock
 from covernet.integration import outbox, payloads
 from covernet.policies import trace
 from covernet.policies.models import Application, ApplicationStatus, Policy, PolicyStatus, Quote
+from covernet.social import attribution
 
 # Crockford's base 32 without I, L, O, U: easy to read out and type.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -94,4 +95,5 @@ def issue(db: Session, app: Application, *, by: audit.Actor) -> Policy:
         subject_id=policy.id,
         payload=payloads.policy_facts(policy),
     )
+    attribution.on_issued(db, app.id)  # the share links it was submitted through
     return policy

@@ -118,3 +118,27 @@ def record(
         db.add(ShareEvent(link_id=credited.id, kind=kind.value, subject_id=subject_id, depth=depth))
     db.flush()
     return link
+
+
+def on_issued(db: Session, application_id: str) -> int:
+    """The application became a policy: its share links (and their chains), credited
+    when it was submitted, now count a purchase.  Returns how many links were credited;
+    a declined or abandoned application never counts as a purchase."""
+    submitted = db.scalars(
+        select(ShareEvent).where(
+            ShareEvent.subject_id == application_id,
+            ShareEvent.kind == EventKind.application.value,
+        )
+    ).all()
+    for event in submitted:
+        db.add(
+            ShareEvent(
+                link_id=event.link_id,
+                kind=EventKind.purchase.value,
+                subject_id=application_id,
+                depth=event.depth,
+            )
+        )
+    if submitted:
+        db.flush()
+    return len(submitted)

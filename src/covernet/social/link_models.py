@@ -23,6 +23,7 @@ class EventKind(StrEnum):
     visit = "visit"
     signup = "signup"
     quote = "quote"
+    application = "application"  # submitted through the link: a purchase once issued
     purchase = "purchase"
 
 
@@ -49,7 +50,10 @@ class ShareEvent(Base):
     parent, and so on up the chain."""
 
     __tablename__ = "share_events"
-    __table_args__ = (Index("ix_share_events_link_kind", "link_id", "kind", "depth"),)
+    __table_args__ = (
+        Index("ix_share_events_link_kind", "link_id", "kind", "depth"),
+        Index("ix_share_events_subject", "subject_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     link_id: Mapped[str] = mapped_column(ForeignKey("share_links.id", ondelete="CASCADE"))

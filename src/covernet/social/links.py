@@ -140,7 +140,7 @@ def _funnels(db: Session, ids: list[str]) -> dict[str, Funnel]:
         return out
     rows = db.execute(
         select(ShareEvent.link_id, ShareEvent.kind, ShareEvent.depth, func.count())
-        .where(ShareEvent.link_id.in_(ids))
+        .where(ShareEvent.link_id.in_(ids), ShareEvent.kind.in_([k.value for k in FUNNEL]))
         .group_by(ShareEvent.link_id, ShareEvent.kind, ShareEvent.depth)
     )
     for link_id, kind, depth, count in rows:
