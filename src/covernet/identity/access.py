@@ -157,31 +157,29 @@ def _identify(request: Request, db: Session) -> Principal:
             raise Unauthenticated(
                 "use 'Authorization: Bearer <access_token>'", code="invalid_token"
             )
-        found = service.resolve_session(db, token.strip(), kind="bearer")
+        found = service.signed_in(db, token.strip(), kind="bearer")
         if found is None:
             raise Unauthenticated(
                 "the access token is not valid or has expired", code="invalid_token"
             )
-        sess, user = found
         return Principal(
-            role=Role(user.role),
-            user_id=user.id,
-            name=user.name,
-            session_id=sess.id,
+            role=Role(found.role),
+            user_id=found.user_id,
+            name=found.name,
+            session_id=found.session_id,
             method="bearer",
         )
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        found = service.resolve_session(db, cookie, kind="cookie")
+        found = service.signed_in(db, cookie, kind="cookie")
         if found is not None:
-            sess, user = found
             principal = Principal(
-                role=Role(user.role),
-                user_id=user.id,
-                name=user.name,
-                session_id=sess.id,
+                role=Role(found.role),
+                user_id=found.user_id,
+                name=found.name,
+                session_id=found.session_id,
                 method="cookie",
-                csrf_token=sess.csrf_token,
+                csrf_token=found.csrf_token,
             )
             _check_csrf(request, principal)
             return principal
