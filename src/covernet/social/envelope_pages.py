@@ -16,7 +16,7 @@ from covernet.core.money import format_fen
 from covernet.identity.access import Db, Principal, Public, client_ip
 from covernet.identity.models import Role
 from covernet.policies import applications
-from covernet.social import service
+from covernet.social import activation_form, service
 from covernet.social.models import RedEnvelope
 from covernet.web.csrf import PostedForm
 from covernet.web.render import error_message, mark_page, render
@@ -57,10 +57,7 @@ def _page(
         mine_cover=format_fen(mine["sum_insured_fen"]) if mine else None,
         grabs=[{**g, "cover": format_fen(g["sum_insured_fen"])} for g in view.get("grabs", [])],
         refunded=format_fen(view.get("refunded_fen", 0)),
-        docs=[
-            {"code": d.code, "title": d.title, "paragraphs": d.paragraphs, "hash": d.content_hash}
-            for d in docs
-        ],
+        docs=activation_form.documents(docs),
         csrf_token=who.csrf_token if who.method == "cookie" else None,
         error=error,
         message=message,
@@ -102,24 +99,11 @@ def activate_envelope(
     _customer(who)
     lang = i18n.negotiate_lang(request)
     mine = service.view(db, who, envelope_id)["my_grab"]
-    posted = {"name": str(form.get("name", "")), "id_number": str(form.get("id_number", ""))}
+    posted = activation_form.posted(form)
     try:
         if mine is None:
             raise Forbidden("grab a share first", code="unknown_grab")
-        data = service.ActivateIn(
-            name=posted["name"] or "-",
-            id_number=posted["id_number"].strip() or "0" * 18,
-            acknowledgements={
-                key.removeprefix("doc_hash."): str(value)
-                for key, value in form.multi_items()
-                if key.startswith("doc_hash.") and form.get("confirm." + key[9:]) == "yes"
-            },
-            shown=[
-                applications.ShownIn(document=key.removeprefix("shown."), shown_at=str(value))
-                for key, value in form.multi_items()
-                if key.startswith("shown.") and value
-            ][:50],
-        )
+        data = activation_form.activation_input(form)
         service.activate(
             db,
             who,

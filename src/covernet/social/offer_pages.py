@@ -29,8 +29,7 @@ from covernet.identity.access import Db, Principal, Public, client_ip
 from covernet.identity.models import Role
 from covernet.policies import applications
 from covernet.policies.quotes import create_quote, prepare_quote
-from covernet.social import offer_rules, offers
-from covernet.social import service as envelopes
+from covernet.social import activation_form, offer_rules, offers
 from covernet.social.models import RedEnvelopeShare
 from covernet.social.offer_models import (
     FunnelKind,
@@ -122,15 +121,7 @@ def _landing(
         share = db.get(RedEnvelopeShare, offer.share_id) if offer.share_id else None
         context["share"] = share
         if share is not None and share.status == "held":
-            context["docs"] = [
-                {
-                    "code": d.code,
-                    "title": d.title,
-                    "paragraphs": d.paragraphs,
-                    "hash": d.content_hash,
-                }
-                for d in applications.documents_for(db, product)
-            ]
+            context["docs"] = activation_form.documents(applications.documents_for(db, product))
     response = render(request, "offer.html", status, toggle_path=f"/o/{offer.token}", **context)
     if who.method != "cookie":
         csrf.set_anonymous_cookie(response, context["csrf_token"])
@@ -197,36 +188,18 @@ def redeem(token: str, request: Request, form: PostedForm, db: Db, who: Public) 
     return RedirectResponse(f"/o/{token}#activate", status_code=303)
 
 
-def activation_input(form: Any) -> envelopes.ActivateIn:
-    """The activation form (name, ID number, each document confirmed by its hash)."""
-    return envelopes.ActivateIn(
-        name=field(form, "name") or "-",
-        id_number=field(form, "id_number") or "0" * 18,
-        acknowledgements={
-            key.removeprefix("doc_hash."): str(value)
-            for key, value in form.multi_items()
-            if key.startswith("doc_hash.") and form.get("confirm." + key[9:]) == "yes"
-        },
-        shown=[
-            applications.ShownIn(document=key.removeprefix("shown."), shown_at=str(value))
-            for key, value in form.multi_items()
-            if key.startswith("shown.") and value
-        ][:50],
-    )
-
-
 @router.post("/o/{token}/activate", response_class=HTMLResponse)
 def activate(token: str, request: Request, form: PostedForm, db: Db, who: Public) -> Response:
     if (guard := _signed_in(who, token)) is not None:
         return guard
     lang = i18n.negotiate_lang(request)
-    posted = {"name": field(form, "name"), "id_number": field(form, "id_number")}
+    posted = activation_form.posted(form)
     try:
         policy = offers.activate(
             db,
             who,
             token,
-            activation_input(form),
+            activation_form.activation_input(form),
             ip=client_ip(request),
             user_agent=request.headers.get("user-agent", ""),
         )
