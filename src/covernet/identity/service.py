@@ -512,27 +512,32 @@ class SignedIn:
 def signed_in(db: Session, token: str, *, kind: str) -> SignedIn | None:
     """The session of ``token`` if it is of ``kind``, not revoked or expired, and its
     account active: one query, as :func:`resolve_session` but without loading entities."""
-    row = db.execute(
-        select(
-            AuthSession.id,
-            AuthSession.kind,
-            AuthSession.csrf_token,
-            AuthSession.expires_at,
-            AuthSession.revoked_at,
-            User.id,
-            User.role,
-            User.name,
-            User.is_active,
+    row = (
+        db.connection()
+        .execute(  # Core, not the ORM: plain columns are all it reads
+            _SIGNED_IN.where(AuthSession.token_hash == _token_hash(token))
         )
-        .join(User, User.id == AuthSession.user_id)
-        .where(AuthSession.token_hash == _token_hash(token))
-    ).first()
+        .first()
+    )
     if row is None:
         return None
     session_id, found_kind, csrf, expires_at, revoked_at, user_id, role, name, active = row
     if found_kind != kind or revoked_at is not None or expires_at <= clock.now() or not active:
         return None
     return SignedIn(session_id, csrf, user_id, role, name)
+
+
+_SIGNED_IN = select(
+    AuthSession.id,
+    AuthSession.kind,
+    AuthSession.csrf_token,
+    AuthSession.expires_at,
+    AuthSession.revoked_at,
+    User.id,
+    User.role,
+    User.name,
+    User.is_active,
+).join(User, User.id == AuthSession.user_id)
 
 
 def revoke_session(db: Session, session_id: str) -> None:
