@@ -4,7 +4,7 @@ from covernet.audit import models as audit_models
 from covernet.catalog import models as catalog_models
 from covernet.claims import models as claims_models
 from covernet.compliance import models as compliance_models
-from covernet.consult import assistant_models
+from covernet.consult import appointment_models, assistant_models
 from covernet.consult import models as consult_models
 from covernet.core import idempotency as idempotency_models
 from covernet.core.db import Base
@@ -25,6 +25,7 @@ from covernet.social import offer_models as social_offer_models
 
 __all__ = [
     "Base",
+    "appointment_models",
     "assistant_models",
     "audit_models",
     "catalog_models",
