@@ -154,11 +154,12 @@ async def submit_application(
 
 
 @router.get("/applications/{application_id}", response_model=ApplicationOut)
-async def read_application(application_id: str, caller: LaterReader) -> dict[str, Any]:
+async def read_application(application_id: str, caller: LaterReader) -> Response:
     """Polled while a payment is confirmed: one thread hop, one unit of work."""
-    return await caller.run(
+    body = await caller.run(
         lambda db, who: application_body(db, applications.get(db, who, application_id))
     )
+    return JSONResponse(body)  # already shaped by ApplicationOut
 
 
 class TraceOut(BaseModel):
@@ -320,9 +321,10 @@ def my_policies(db: Db, who: Customer) -> list[PolicyOut]:
 
 
 @router.get("/policies/{policy_id}", response_model=PolicyOut)
-async def read_policy(policy_id: str, caller: LaterReader) -> PolicyOut:
-    """A policy in real time: one thread hop, one unit of work."""
-    return await caller.run(lambda db, who: policy_body(db, policies.get(db, who, policy_id)))
+async def read_policy(policy_id: str, caller: LaterReader) -> Response:
+    """A policy in real time: one thread hop, one unit of work, serialised once."""
+    body = await caller.run(lambda db, who: policy_body(db, policies.get(db, who, policy_id)))
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get(
