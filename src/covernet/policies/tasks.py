@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from covernet.consult import appointments
 from covernet.consult.channels import email as desk_email
 from covernet.core.db import unit_of_work
 from covernet.crm import pool
@@ -32,6 +33,7 @@ JOBS: dict[str, Callable[[Session], int]] = {
     "expire_red_envelopes": social_tasks.expire_envelopes,
     "sync_customer_pool": pool.sync,
     "desk_email_delivery": desk_email.delivery_job,
+    "appointment_reminders": appointments.remind,
 }
 
 
