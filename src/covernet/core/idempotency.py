@@ -1,9 +1,10 @@
 """``Idempotency-Key``: a repeated POST returns the first result instead of acting twice.
 
-The key is claimed by inserting a row in the request's own transaction, before the
-action.  A concurrent repeat blocks on the unique index (PostgreSQL) or on the write lock
-(SQLite) until the first request commits, then finds the stored answer; if the first
-request rolled back, its claim is gone too and the repeat simply runs.  The key is scoped
+The key is claimed by inserting a row (``ON CONFLICT DO NOTHING``) in the request's own
+transaction, before the action.  A concurrent repeat blocks on the unique index
+(PostgreSQL) or on the write lock (SQLite) until the first request commits, then inserts
+nothing and reads the stored answer; if the first request rolled back, its claim is gone
+too and the repeat simply runs.  The key is scoped
 to the caller and the route, and bound to a hash of the request body: the same key with
 another body is refused.
 """
@@ -17,12 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Integer, String, delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import JSON, Integer, String, delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from covernet.core import clock
-from covernet.core.db import Base, UtcDateTime, unit_of_work
+from covernet.core.db import Base, UtcDateTime, is_postgres, unit_of_work
 from covernet.core.errors import Conflict, ValidationFailed
 
 HEADER = "Idempotency-Key"
@@ -97,25 +99,34 @@ def run_once(
             return status, result, False
     key = _check_key(key)
     digest = request_hash(body)
-    for _ in range(2):
-        try:
-            with unit_of_work() as db:
-                found = _stored(db, scope, key, digest)
-                if found is not None:
-                    return found.status_code, found.body, True
-                row = IdempotencyRecord(scope=scope, key=key, request_hash=digest)
-                db.add(row)
-                db.flush()  # claims the key (waits here for a concurrent twin)
-                status, result = action(db)
-                row.status_code, row.response = status, result
-                return status, result, False
-        except IntegrityError:
-            continue  # a twin committed first: read its answer
     with unit_of_work() as db:
-        found = _stored(db, scope, key, digest)
-    if found is None:  # pragma: no cover - the twin rolled back twice in a row
-        raise Conflict("try again", code="request_in_progress")
-    return found.status_code, found.body, True
+        # Claim the key: a concurrent twin's insert makes this one wait for its commit
+        # (PostgreSQL's unique index; SQLite's write lock) and then insert nothing.
+        claimed = db.execute(_claim(db, scope=scope, key=key, request_hash=digest)).first()
+        if claimed is None:
+            found = _stored(db, scope, key, digest)
+            if found is None:  # pragma: no cover - removed (purged) between the two
+                raise Conflict("try again", code="request_in_progress")
+            return found.status_code, found.body, True
+        status, result = action(db)
+        db.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+            .values(status_code=status, response=result)
+            .execution_options(synchronize_session=False)
+        )
+        return status, result, False
+
+
+def _claim(db: Session, **values: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` of the key's row, in the database's dialect."""
+    insert = pg_insert if is_postgres(db) else sqlite_insert
+    return (
+        insert(IdempotencyRecord)
+        .values(**values, created_at=clock.now())
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(IdempotencyRecord.key)
+    )
 
 
 def purge(db: Session, older_than: timedelta) -> int:
