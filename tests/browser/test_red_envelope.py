@@ -1,7 +1,8 @@
-"""A red envelope on phones: the demo customer creates an envelope of gifted cover over the
-API and pays it on the sandbox page from her envelope page; a friend, in a second phone
-browser, opens the share link, is sent to sign in when she taps the grab button, registers,
-grabs a share, activates it in her own name and finds the gifted policy in /policies."""
+"""A red envelope on phones: the demo customer taps "发保险红包" on the product page, signs
+in, fills the send form (the figures follow the form as it changes), pays on the sandbox
+page and finds the share link on her envelope page; a friend, in a second phone browser,
+opens the share link, is sent to sign in when she taps the grab button, registers, grabs
+a share, activates it in her own name and finds the gifted policy in /policies."""
 
 from __future__ import annotations
 
@@ -37,25 +38,11 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=f"{SCREENSHOTS}/covernet-envelope-{name}.png", full_page=True)
 
 
-def _create(base: str, mobile: str, password: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """An unpaid two-share envelope of the demo customer's; its body and her bearer header."""
+def _bearer(base: str, mobile: str, password: str) -> dict[str, str]:
     with httpx.Client(base_url=base, timeout=10) as http:
         token = http.post("/api/v1/auth/login", json={"mobile": mobile, "password": password})
         assert token.status_code == 200, token.text
-        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        made = http.post(
-            "/api/v1/red-envelopes",
-            headers=auth,
-            json={
-                "product_code": "accident-monthly",
-                "plan_code": "basic",
-                "shares": 2,
-                "greeting": GREETING,
-            },
-        )
-        assert made.status_code == 201, made.text
-        assert made.json()["status"] == "pending_payment"
-        return dict(made.json()), auth
+        return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 def _wait_open(base: str, envelope_id: str, auth: dict[str, str]) -> dict[str, Any]:
@@ -99,31 +86,59 @@ def test_send_grab_activate_and_see_the_policy(phone: Any, browser: Any, live_se
     from covernet.core.config import get_settings
 
     password = get_settings().demo_password
-    envelope, auth = _create(live_server, DEMO_CUSTOMER[0], password)
-    envelope_id = envelope["envelope_id"]
-    share_path = envelope["share_url"]
-    assert share_path == f"/e/{envelope_id}"
 
-    # The sender pays from her own envelope page, on the sandbox pay page.
+    # The sender starts from the product page and signs in on the way.
     sender = phone
-    sender.goto(f"{live_server}/login?next={share_path}")
+    sender.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
+    sender.goto(f"{live_server}/products/accident-monthly")
+    sender.get_by_role("link", name="发保险红包").tap()
+    sender.wait_for_url(re.compile(r"/login\?next="))
     sender.locator("#l-mobile").fill(DEMO_CUSTOMER[0])
     sender.locator("#l-password").fill(password)
-    sender.locator("button[type='submit']").tap()
-    sender.wait_for_url(re.compile(re.escape(share_path) + "$"))
-    expect(sender.locator("#grabs-title")).to_be_visible()
-    expect(sender.locator("main")).to_contain_text("待支付")
-    shot(sender, "0-sender-unpaid")
-    sender.get_by_role("link", name="去支付").tap()
+    sender.locator("main button[type='submit']").tap()
+    sender.wait_for_url(re.compile(r"/envelopes/new\?product=accident-monthly$"))
+
+    # The send form: giftable plans only, the figures before paying.
+    form = sender.locator("form[data-envelope-form]")
+    options = form.locator("input[name='option']")
+    expect(options).to_have_count(2)
+    expect(form.locator("input[value='accident-monthly:basic']")).to_be_checked()
+    preview = sender.locator("[data-envelope-preview]")
+    expect(preview.locator("[data-preview='total_premium']")).to_have_text("¥15.00")
+    form.locator("#e-shares").fill("2")
+    expect(preview.locator("[data-preview='total_premium']")).to_have_text("¥10.00")
+    form.locator("label", has_text="拼手气").tap()
+    expect(preview.locator("[data-preview-row='random']")).to_be_visible()
+    expect(preview.locator("[data-preview='cover_floor']")).to_have_text("¥60,000.00")
+    form.locator("#e-greeting").fill(GREETING)
+    shot(sender, "0-send-form")
+    form.get_by_role("button", name="去支付").tap()
+
+    # Paying on the sandbox page opens the envelope.
     sender.wait_for_url(re.compile(r"/sandbox/pay/[0-9a-f-]{36}$"))
     sender.locator("form[action$='/succeed'] button[type='submit']").tap()
     expect(sender.get_by_role("status")).to_be_visible()
-    opened = _wait_open(live_server, envelope_id, auth)
-    assert opened["shares_left"] == 2
-    sender.goto(f"{live_server}{share_path}")
+    sender.goto(f"{live_server}/envelopes")
+    sent = sender.locator("[data-envelope-status] a")
+    expect(sent).to_have_count(1)
+    sent.first.tap()
+    sender.wait_for_url(re.compile(r"/e/[0-9a-f-]{36}$"))
+    share_path = "/e/" + sender.url.rsplit("/", 1)[1]
+    envelope_id = share_path.rsplit("/", 1)[1]
+    opened = _wait_open(live_server, envelope_id, _bearer(live_server, DEMO_CUSTOMER[0], password))
+    assert opened["shares_left"] == 2 and opened["split"] == "random"
+    assert opened["greeting"] == GREETING
+    sender.reload()
     expect(sender.locator("main")).to_contain_text("可以领取")
-    expect(sender.locator("code")).to_contain_text(share_path)
+    expect(sender.locator("[data-payment-status]")).to_have_text("已支付")
+    share_url = sender.locator("#share-url")
+    expect(share_url).to_have_value(f"{live_server}{share_path}")
     expect(sender.get_by_role("link", name="去支付")).to_have_count(0)
+    copy = sender.get_by_role("button", name="复制链接")
+    copy.tap()
+    expect(sender.locator("[data-copy]")).to_have_text("已复制")
+    assert sender.evaluate("navigator.clipboard.readText()") == f"{live_server}{share_path}"
+    shot(sender, "0-sender-share")
 
     # The friend, in a phone browser of her own, opens the share link.
     context = browser.new_context(**PHONE)
@@ -143,7 +158,7 @@ def test_send_grab_activate_and_see_the_policy(phone: Any, browser: Any, live_se
         friend.locator("#r-mobile").fill(FRIEND["mobile"])
         friend.locator("#r-name").fill(FRIEND["name"])
         friend.locator("#r-password").fill(FRIEND["password"])
-        friend.locator("button[type='submit']").tap()
+        friend.locator("main button[type='submit']").tap()
         friend.wait_for_url(re.compile(re.escape(share_path) + "$"))
         friend.get_by_role("button", name="领取红包").tap()
         friend.wait_for_url(re.compile(re.escape(share_path) + "$"))

@@ -9,12 +9,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from covernet.core import i18n
 from covernet.core.db import unit_of_work
 from covernet.core.idempotency import IdempotencyRecord
 from covernet.identity import service as identity
 from covernet.identity.models import Role
-from covernet.payments.models import Payment
+from covernet.payments.models import Payment, PaymentStatus
 from covernet.policies.models import Policy
+from covernet.social import envelope_pages
 from covernet.social.models import RedEnvelope
 from tests.conftest import sign_in_with_cookie, staff_headers
 from tests.policies.buying import pay
@@ -207,3 +209,11 @@ def test_send_is_for_signed_in_customers(client: Any, anon_client: Any, db_url: 
         data={"option": "accident-monthly:basic", "shares": "2", "split": "equal"},
     )
     assert posted.status_code == 403 and _count(db_url, RedEnvelope) == 0
+
+
+def test_payment_states_are_worded_in_both_languages() -> None:
+    for status in PaymentStatus:
+        key = envelope_pages.payment_key(status.value)
+        zh, en = i18n.translate(key, "zh"), i18n.translate(key, "en")
+        assert zh != key and en != key and zh != en, status
+    assert envelope_pages.payment_key(None) == "envelope.payment.pending"

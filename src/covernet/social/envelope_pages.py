@@ -35,6 +35,7 @@ from covernet.core.ids import new_token
 from covernet.core.money import format_fen
 from covernet.identity.access import Db, Principal, Public, client_ip
 from covernet.identity.models import Role
+from covernet.payments.models import PaymentStatus
 from covernet.policies import applications
 from covernet.social import activation_form, service
 from covernet.social.models import EnvelopeStatus, RedEnvelope
@@ -48,6 +49,11 @@ router = APIRouter(dependencies=[Depends(mark_page)], include_in_schema=False)
 def _customer(who: Principal) -> None:
     if who.role is not Role.customer:
         raise Forbidden("only a customer account can take a gift", code="customer_only")
+
+
+def payment_key(status: str | None) -> str:
+    """The message key of the sender's payment state (``envelope.payment.<status>``)."""
+    return f"envelope.payment.{status or PaymentStatus.pending.value}"
 
 
 def _page(
@@ -67,6 +73,7 @@ def _page(
     product, _ = catalog.product_at_version(db, envelope.product_version_id)
     docs = applications.documents_for(db, product)
     mine = view["my_grab"]
+    lang = i18n.negotiate_lang(request)
     return render(
         request,
         "red_envelope.html",
@@ -79,6 +86,7 @@ def _page(
         grabs=[{**g, "cover": format_fen(g["sum_insured_fen"])} for g in view.get("grabs", [])],
         refunded=format_fen(view.get("refunded_fen", 0)),
         premium=format_fen(view.get("premium_fen", 0)),
+        payment_label=i18n.translate(payment_key(view.get("payment_status")), lang),
         share_link=str(request.base_url).rstrip("/") + view["share_url"],
         docs=activation_form.documents(docs),
         csrf_token=who.csrf_token if who.method == "cookie" else None,
