@@ -66,7 +66,7 @@ from covernet.policies import applications
 from covernet.policies.models import Application, Policy
 from covernet.social import offer_rules as rules
 from covernet.social import service as envelopes
-from covernet.social.models import EnvelopeStatus, RedEnvelope, RedEnvelopeShare, ShareStatus
+from covernet.social.models import EnvelopeStatus, RedEnvelopeShare, ShareStatus
 from covernet.social.offer_models import (
     FunnelKind,
     Offer,
@@ -449,28 +449,18 @@ def redeem(db: Session, who: Principal, token: str) -> RedEnvelopeShare:
     )
     ((premium, cover),) = envelopes.plan_shares(terms, 1, "equal")
     now = clock.now()
-    envelope = RedEnvelope(
+    envelope = envelopes.add_envelope(
+        db,
+        terms,
+        [(premium, cover)],
         sender_id=offer.user_id,  # sponsored: the recipient's own single-share envelope
-        product_code=terms.product.code,
-        product_version_id=terms.version_id,
-        insurer_code=terms.product.insurer,
-        line=terms.product.line.value,
-        plan_code=terms.plan.code,
-        term_code=terms.term.code,
-        payment_code=terms.payment_code,
         split="equal",
         greeting=terms.product.name.zh[:60],
-        shares_total=1,
+        status=EnvelopeStatus.closed,  # nothing to grab or refund
         sold_out=True,
-        premium_fen=premium,
-        sum_insured_fen=cover,
-        refunded_fen=0,
-        status=EnvelopeStatus.closed.value,  # nothing to grab or refund
         opened_at=now,
         expires_at=offer.expires_at,
     )
-    db.add(envelope)
-    db.flush()
     share = RedEnvelopeShare(
         envelope_id=envelope.id,
         seq=0,

@@ -196,12 +196,24 @@ def plan_shares(terms: GiftTerms, n: int, how: str) -> list[tuple[int, int]]:
 # Create and pay ----------------------------------------------------------------------
 
 
-def create(db: Session, who: Principal, data: EnvelopeIn) -> tuple[RedEnvelope, str]:
-    assert who.user_id is not None
-    terms = gift_terms(db, data)
-    shares = plan_shares(terms, data.shares, data.split)
+def add_envelope(
+    db: Session,
+    terms: GiftTerms,
+    shares: list[tuple[int, int]],
+    *,
+    sender_id: str,
+    split: str,
+    greeting: str,
+    status: EnvelopeStatus,
+    sold_out: bool = False,
+    opened_at: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> RedEnvelope:
+    """The envelope row for ``shares`` ((premium, cover) each) of ``terms`` (R12 checked);
+    the caller adds the share rows.  Used by :func:`create` and by a scenario offer's
+    one-share gift (:func:`covernet.social.offers.redeem`)."""
     envelope = RedEnvelope(
-        sender_id=who.user_id,
+        sender_id=sender_id,
         product_code=terms.product.code,
         product_version_id=terms.version_id,
         insurer_code=terms.product.insurer,
@@ -209,17 +221,35 @@ def create(db: Session, who: Principal, data: EnvelopeIn) -> tuple[RedEnvelope, 
         plan_code=terms.plan.code,
         term_code=terms.term.code,
         payment_code=terms.payment_code,
-        split=data.split,
-        greeting=data.greeting.strip(),
-        shares_total=data.shares,
-        sold_out=False,
+        split=split,
+        greeting=greeting,
+        shares_total=len(shares),
+        sold_out=sold_out,
         premium_fen=sum(p for p, _ in shares),
         sum_insured_fen=sum(c for _, c in shares),
         refunded_fen=0,
-        status=EnvelopeStatus.pending_payment.value,
+        status=status.value,
+        opened_at=opened_at,
+        expires_at=expires_at,
     )
     db.add(envelope)
     db.flush()
+    return envelope
+
+
+def create(db: Session, who: Principal, data: EnvelopeIn) -> tuple[RedEnvelope, str]:
+    assert who.user_id is not None
+    terms = gift_terms(db, data)
+    shares = plan_shares(terms, data.shares, data.split)
+    envelope = add_envelope(
+        db,
+        terms,
+        shares,
+        sender_id=who.user_id,
+        split=data.split,
+        greeting=data.greeting.strip(),
+        status=EnvelopeStatus.pending_payment,
+    )
     db.add_all(
         RedEnvelopeShare(
             envelope_id=envelope.id,
