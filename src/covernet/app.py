@@ -29,7 +29,13 @@ from covernet.compliance import pages as compliance_pages
 from covernet.compliance.monitor_routes import api_router as monitors_api
 from covernet.compliance.monitor_routes import page_router as monitors_pages
 from covernet.consult import api as desk_api
-from covernet.consult import appointment_api, assistant_api, email_api, help_pages
+from covernet.consult import (
+    appointment_api,
+    appointment_pages,
+    assistant_api,
+    email_api,
+    help_pages,
+)
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
@@ -198,6 +204,7 @@ def create_app() -> FastAPI:
     app.include_router(crm_pages.reports_router)  # before the desk's /console/desk/{id}
     app.include_router(email_api.router)
     app.include_router(appointment_api.router)
+    app.include_router(appointment_pages.router)  # before the desk's /console/desk/{id}
     app.include_router(desk_api.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)
