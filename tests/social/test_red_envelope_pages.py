@@ -5,6 +5,7 @@ activating by form, the sender's share link and list of grabs; on SQLite and Pos
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 from sqlalchemy import func, select
@@ -217,3 +218,29 @@ def test_payment_states_are_worded_in_both_languages() -> None:
         zh, en = i18n.translate(key, "zh"), i18n.translate(key, "en")
         assert zh != key and en != key and zh != en, status
     assert envelope_pages.payment_key(None) == "envelope.payment.pending"
+
+
+def test_two_taps_at_once_make_one_envelope(
+    app: Any, client: Any, customer: dict[str, str], db_url: str
+) -> None:
+    from starlette.testclient import TestClient
+
+    csrf = sign_in_with_cookie(client, db_url, customer["id"])
+    form = _form(client.get("/envelopes/new").text, csrf)
+    barrier = threading.Barrier(2)
+    answers: list[str] = []
+
+    def tap() -> None:
+        with TestClient(app, base_url="https://testserver") as twin:
+            twin.cookies.update(client.cookies)
+            barrier.wait()
+            answer = twin.post("/envelopes/new", data=form, follow_redirects=False)
+            answers.append(f"{answer.status_code} {answer.headers.get('location')}")
+
+    threads = [threading.Thread(target=tap) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(answers) == 2 and answers[0] == answers[1] and answers[0].startswith("303 ")
+    assert _count(db_url, RedEnvelope) == 1 and _count(db_url, Payment) == 1
