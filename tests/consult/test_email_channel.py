@@ -239,3 +239,27 @@ def test_unreachable_mail_server_retries_later(
         row = db.scalar(select(DeskEmail).where(DeskEmail.direction == "outbound"))
         assert row is not None and row.status == "queued" and row.attempts == 1
         assert row.last_error and row.next_attempt_at and row.next_attempt_at > clock.now()
+
+
+def test_concurrent_redeliveries_of_one_mail_make_one_conversation(
+    smtp: Inbox, db_url: str
+) -> None:
+    import threading
+
+    raw = json.dumps(_mail("<race@example.com>"), ensure_ascii=False).encode()
+    barrier = threading.Barrier(4)
+    answers: list[dict[str, Any]] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        answers.append(desk_email.receive_signed(signing.signed_headers(SECRET, raw), raw))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 4
+    assert len({a["conversation_id"] for a in answers}) == 1
+    assert sorted(a["duplicate"] for a in answers) == [False, True, True, True]
+    assert (_count(db_url, Conversation), _count(db_url, DeskEmail)) == (1, 1)
