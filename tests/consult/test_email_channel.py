@@ -206,6 +206,18 @@ def test_advisor_answer_is_mailed_after_commit_threaded_and_signed(
         )
         assert answer is not None and answer.advisor_license_no
         assert f"执业证编号 / License No.: {answer.advisor_license_no}" in text
+    # the desk sees the address only masked
+    from tests.conftest import sign_in_with_cookie
+
+    sign_in_with_cookie(client, db_url, adv)
+    contact = client.get(f"/api/v1/desk/conversations/{conv_id}/email")
+    assert contact.status_code == 200, contact.text
+    assert contact.json() == {
+        "conversation_id": conv_id,
+        "address": "l***@example.com",
+        "tag": f"[#{conv_id}]",
+    }
+    assert "li.hua" not in contact.text
     # delivered once: running the job again sends nothing
     with unit_of_work(db_url) as db:
         assert desk_email.delivery_job(db) == 0

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 
+from covernet.consult import service
 from covernet.consult.channels import email
 from covernet.core.bodies import json_body_doc
-from covernet.identity.access import open_route
+from covernet.core.errors import NotFound
+from covernet.identity.access import Db, Principal, allow, open_route
 
 router = APIRouter(prefix="/api/v1", tags=["desk"])
+
+DeskStaff = Annotated[Principal, allow(*service.DESK_ROLES)]
+
+
+class EmailContactOut(BaseModel):
+    conversation_id: str
+    address: str  # masked: a***@example.com
+    tag: str  # what a customer's subject carries to continue the thread
 
 
 @router.post(
@@ -26,3 +37,13 @@ async def inbound_email(request: Request) -> dict[str, Any]:
     Answers the conversation it landed in and whether it continued a thread."""
     raw = await request.body()
     return await run_in_threadpool(email.receive_signed, request.headers, raw)
+
+
+@router.get("/desk/conversations/{conversation_id}/email", response_model=EmailContactOut)
+def email_contact(conversation_id: str, db: Db, who: DeskStaff) -> EmailContactOut:
+    """The e-mail conversation's customer address, masked, for the desk."""
+    conv = service.get_for_staff(db, who, conversation_id)
+    address = email.masked_address(db, conv.id)
+    if address is None:
+        raise NotFound("this conversation has no e-mail address", code="not_an_email_conversation")
+    return EmailContactOut(conversation_id=conv.id, address=address, tag=email.tag_of(conv.id))
