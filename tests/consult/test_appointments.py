@@ -288,6 +288,24 @@ def test_cancel_and_reschedule_notify_the_other_side(db_url: str, frozen: None) 
         assert (done.status, done.cancelled_by) == ("cancelled", "customer")
     assert _notes(db_url, adv, "appointment.cancelled") == 1
     with unit_of_work(db_url) as db:
+        told = db.scalar(
+            select(Notification).where(
+                Notification.user_id == adv,
+                Notification.topic == "appointment.cancelled",
+                Notification.channel == "inbox",
+            )
+        )
+        assert told is not None
+        assert told.body == "2027-01-11 09:30 的电话咨询已被客户取消。"
+        assert told.body_en == (
+            "The phone appointment at 2027-01-11 09:30 was cancelled by the customer."
+        )
+        moved_note = db.scalar(
+            select(Notification).where(Notification.topic == "appointment.rescheduled")
+        )
+        assert moved_note is not None
+        assert moved_note.body == "电话咨询从 2027-01-04 10:00 改到 2027-01-11 09:30。"
+    with unit_of_work(db_url) as db:
         assert _code(lambda: appointments.cancel(db, principal(adv), moved_id)) == (
             "bad_appointment_transition"
         )

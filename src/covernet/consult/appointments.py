@@ -407,16 +407,7 @@ def book(db: Session, who: Principal, data: BookingIn) -> Appointment:
         f"预约{_kind_zh(row.kind)}：{_when(row.slot_start)} · {advisor.name}",
         purpose="appointment",
     )
-    _tell(
-        db,
-        advisor.id,
-        row,
-        "appointment.booked",
-        "新的预约",
-        f"{_when(row.slot_start)} {_kind_zh(row.kind)}：{row.topic}",
-        "New appointment",
-        f"{_when(row.slot_start)} {row.kind}: {row.topic}",
-    )
+    _tell(db, advisor.id, row, "booked")
     audit.record(
         db,
         "appointment.booked",
@@ -432,26 +423,55 @@ def _kind_zh(kind: str) -> str:
     return "电话咨询" if kind == AppointmentKind.phone.value else "视频咨询"
 
 
-def _tell(
-    db: Session,
-    user_id: str,
-    row: Appointment,
-    topic: str,
-    title: str,
-    body: str,
-    title_en: str,
-    body_en: str,
-) -> None:
+# What the other side (or both) is told: (title, body) in Chinese and in English, with
+# {when} {kind} {kind_zh} {topic} of the appointment and the event's own values.
+NOTICES: dict[str, tuple[str, str, str, str]] = {
+    "booked": (
+        "新的预约",
+        "{when} {kind_zh}：{topic}",
+        "New appointment",
+        "{when} {kind}: {topic}",
+    ),
+    "cancelled": (
+        "预约已取消",
+        "{when} 的{kind_zh}已被{side_zh}取消。",
+        "Appointment cancelled",
+        "The {kind} appointment at {when} was cancelled by the {side}.",
+    ),
+    "rescheduled": (
+        "预约已改期",
+        "{kind_zh}从 {was} 改到 {when}。",
+        "Appointment rescheduled",
+        "The {kind} appointment moved from {was} to {when}.",
+    ),
+    "reminder": (
+        "预约提醒",
+        "{when} 的{kind_zh}即将开始：{topic}",
+        "Appointment reminder",
+        "Your {kind} appointment at {when} is coming up: {topic}",
+    ),
+}
+
+
+def _tell(db: Session, user_id: str, row: Appointment, event: str, **extra: str) -> None:
+    values = {
+        "when": _when(row.slot_start),
+        "kind": row.kind,
+        "kind_zh": _kind_zh(row.kind),
+        "topic": row.topic,
+        **extra,
+    }
+    title, body, title_en, body_en = NOTICES[event]
     notify.send(
         db,
         user_id=user_id,
-        topic=topic,
+        topic=f"appointment.{event}",
         subject_type="appointment",
         subject_id=row.id,
         title=title,
-        body=body,
+        body=body.format(**values),
         title_en=title_en,
-        body_en=body_en,
+        body_en=body_en.format(**values),
     )
 
 
@@ -555,16 +575,7 @@ def cancel(
         cancel_reason=(reason or "").strip()[:500] or None,
     )
     _timeline(db, row, f"预约已取消：{_when(row.slot_start)}")
-    _tell(
-        db,
-        _other(row, side),
-        row,
-        "appointment.cancelled",
-        "预约已取消",
-        f"{_when(row.slot_start)} 的{_kind_zh(row.kind)}已被{SIDE_ZH.get(side, '')}取消。",
-        "Appointment cancelled",
-        f"The {row.kind} appointment at {_when(row.slot_start)} was cancelled by the {side}.",
-    )
+    _tell(db, _other(row, side), row, "cancelled", side=side, side_zh=SIDE_ZH.get(side, ""))
     audit.record(
         db,
         "appointment.cancelled",
@@ -612,17 +623,7 @@ def reschedule(
     _insert(db, moved)
     row.rescheduled_to_id = moved.id
     _timeline(db, moved, f"预约改期：{_when(row.slot_start)} → {_when(moved.slot_start)}")
-    _tell(
-        db,
-        _other(row, side),
-        moved,
-        "appointment.rescheduled",
-        "预约已改期",
-        f"{_kind_zh(row.kind)}从 {_when(row.slot_start)} 改到 {_when(moved.slot_start)}。",
-        "Appointment rescheduled",
-        f"The {row.kind} appointment moved from {_when(row.slot_start)}"
-        f" to {_when(moved.slot_start)}.",
-    )
+    _tell(db, _other(row, side), moved, "rescheduled", was=_when(row.slot_start))
     audit.record(
         db,
         "appointment.rescheduled",
@@ -658,16 +659,7 @@ def remind(db: Session) -> int:
         if getattr(claimed, "rowcount", 0) != 1:
             continue  # another run reminded it
         for user_id in (row.customer_id, row.advisor_id):
-            _tell(
-                db,
-                user_id,
-                row,
-                "appointment.reminder",
-                "预约提醒",
-                f"{_when(row.slot_start)} 的{_kind_zh(row.kind)}即将开始：{row.topic}",
-                "Appointment reminder",
-                f"Your {row.kind} appointment at {_when(row.slot_start)} is coming up: {row.topic}",
-            )
+            _tell(db, user_id, row, "reminder")
         sent += 1
     return sent
 
