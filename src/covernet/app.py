@@ -36,6 +36,8 @@ from covernet.consult import (
     email_api,
     help_pages,
 )
+from covernet.consult import chat as desk_chat
+from covernet.consult import pages as desk_pages
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
@@ -206,6 +208,8 @@ def create_app() -> FastAPI:
     app.include_router(appointment_api.router)
     app.include_router(appointment_pages.router)  # before the desk's /console/desk/{id}
     app.include_router(desk_api.router)
+    app.include_router(desk_chat.router)
+    app.include_router(desk_pages.router)
     if payment_providers.sandbox_enabled():  # the sandbox's pages exist only when in use
         app.include_router(payments_pages.router)
         app.include_router(payouts_api.sandbox_router)

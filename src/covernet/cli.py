@@ -305,7 +305,22 @@ def create_demo_accounts(db: Session) -> list[tuple[str, str, str, str]]:
         service.register_customer(db, mobile=mobile, password=password, name=name)
     rows.append((mobile, "customer", password, ""))
     _demo_license(db)
+    _demo_desk_agent(db)
     return rows
+
+
+def _demo_desk_agent(db: Session) -> None:
+    """The demo advisor works at the desk: every line, online."""
+    from covernet.catalog.spec import Line
+    from covernet.consult import service as desk
+    from covernet.consult.models import Availability
+    from covernet.identity.models import User
+
+    advisor = db.scalar(select(User).where(User.username == "advisor"))
+    if advisor is not None and desk.agent(db, advisor.id) is None:
+        desk.set_agent(
+            db, advisor.id, skills=[line.value for line in Line], availability=Availability.online
+        )
 
 
 DEMO_LICENSE_NO = "02000111000080002026000001"

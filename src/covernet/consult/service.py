@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from covernet.audit import service as audit
 from covernet.catalog import service as catalog
-from covernet.compliance import drafts, licenses
+from covernet.compliance import content, drafts, licenses
+from covernet.compliance.models import ContentItem, ContentStatus
 from covernet.consult import chat, priority, routing
 from covernet.consult.models import (
     ACTIVE_STATES,
@@ -43,6 +44,7 @@ from covernet.identity.models import Role
 MAX_BODY = 4000
 DESK_ROLES = frozenset({Role.advisor, Role.ops, Role.admin})
 SUPERVISING_ROLES = frozenset({Role.ops, Role.admin})  # see every conversation
+CANNED_KIND = "canned_reply"
 
 
 @dataclass(frozen=True)
@@ -343,6 +345,35 @@ def reply(
     return message
 
 
+def _approved_text(item: ContentItem) -> bool:
+    frozen = content.content_hash(item.kind, item.body, list(item.product_codes))
+    return (
+        item.kind == CANNED_KIND
+        and item.status in (ContentStatus.approved.value, ContentStatus.published.value)
+        and item.approved_hash == frozen
+    )
+
+
+def canned_replies(db: Session, who: Principal) -> list[ContentItem]:
+    """The advisor's canned replies that compliance approved (R3), unchanged since."""
+    return [i for i in content.listing(db, who, None) if _approved_text(i)]
+
+
+def send_canned(
+    db: Session, who: Principal, conversation_id: str, item_id: str
+) -> ConversationMessage:
+    """Send an approved canned reply: exactly the approved text, under the same license
+    check as any reply."""
+    item = content.get(db, who, item_id)
+    if not _approved_text(item):
+        raise Conflict(
+            "only a compliance-approved canned reply, unchanged, can be sent",
+            code="canned_not_approved",
+            detail={"field": "item_id"},
+        )
+    return reply(db, who, conversation_id, item.body)
+
+
 def add_system_message(
     db: Session, conv: Conversation, body: str, *, purpose: str = "text"
 ) -> ConversationMessage:
@@ -497,19 +528,21 @@ def agent(db: Session, user_id: str | None) -> DeskAgent | None:
     return db.get(DeskAgent, user_id) if user_id else None
 
 
-def visible_to(conv: Conversation, who: Principal, skills: list[str] | None) -> bool:
+def visible_to(
+    assignee_id: str | None, product_line: str | None, who: Principal, skills: list[str] | None
+) -> bool:
     """Supervising roles see everything; an advisor sees their own conversations and
     the unassigned ones of the lines they take (``skills``; None: not at the desk)."""
     if who.role in SUPERVISING_ROLES:
         return True
     if who.role is not Role.advisor:
         return False
-    if conv.assignee_id == who.user_id:
+    if assignee_id == who.user_id:
         return True
     return (
-        conv.assignee_id is None
+        assignee_id is None
         and skills is not None
-        and (conv.product_line is None or conv.product_line in skills)
+        and (product_line is None or product_line in skills)
     )
 
 
@@ -520,7 +553,9 @@ def get_for_staff(
         raise NotFound("no such conversation", detail={"field": "conversation_id"})
     conv = db.get(Conversation, conversation_id, with_for_update=lock, populate_existing=lock)
     found = agent(db, who.user_id)
-    if conv is None or not visible_to(conv, who, found.skills if found else None):
+    if conv is None or not visible_to(
+        conv.assignee_id, conv.product_line, who, found.skills if found else None
+    ):
         raise NotFound("no such conversation", detail={"field": "conversation_id"})
     return conv
 
