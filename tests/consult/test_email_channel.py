@@ -275,3 +275,25 @@ def test_concurrent_redeliveries_of_one_mail_make_one_conversation(
     assert len({a["conversation_id"] for a in answers}) == 1
     assert sorted(a["duplicate"] for a in answers) == [False, True, True, True]
     assert (_count(db_url, Conversation), _count(db_url, DeskEmail)) == (1, 1)
+
+
+def test_stored_addresses_rotate_to_a_new_field_key(
+    smtp: Inbox, client: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from covernet.consult.appointment_models import EMAIL_ADDRESS_CONTEXT
+    from covernet.core.config import get_settings, reset_settings
+    from covernet.core.crypto import FieldCipher, new_key_entry, parse_keyring, reset_crypto
+
+    _post(client, _mail("<k1@example.com>"))
+    old = get_settings().field_keys
+    monkeypatch.setenv("COVERNET_FIELD_KEYS", f"{new_key_entry('k9')},{old}")
+    reset_settings()
+    reset_crypto()
+    with unit_of_work(db_url) as db:
+        assert desk_email.rotate_field_keys(db) == 1
+    new_only = FieldCipher(parse_keyring(get_settings().field_keys)[:1])
+    with unit_of_work(db_url) as db:
+        token = db.scalar(select(DeskEmail.address_enc))
+        assert token is not None
+        assert new_only.decrypt(token, context=EMAIL_ADDRESS_CONTEXT) == "li.hua@example.com"
+    reset_crypto()
