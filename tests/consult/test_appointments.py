@@ -401,6 +401,12 @@ def test_api_each_side_sees_only_their_own(client: Any, db_url: str, frozen: Non
     body = slots.json()
     assert body["bookable_for_line"] is True
     assert body["slots"][0]["local_start"] == "2027-01-04T10:00"
+    odd_line = client.get(f"/api/v1/advisors/{adv}/slots", params={"line": "pets"})
+    assert odd_line.status_code == 422
+    nobody = client.get("/api/v1/advisors/0190a000-0000-7000-8000-00000000dead/slots")
+    assert (nobody.status_code, nobody.json()["error"]) == (404, "unknown_advisor")
+    not_licensed = client.get(f"/api/v1/advisors/{adv}/slots", params={"line": "life"})
+    assert not_licensed.json()["bookable_for_line"] is False
     made = client.post(
         "/api/v1/appointments",
         headers=alice,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.orm import Session
 
+from covernet.catalog.spec import Line
 from covernet.consult import appointments
 from covernet.consult.appointment_models import Appointment, CallRecord
 from covernet.core import clock
@@ -131,7 +132,7 @@ def advisor_slots(
     _: Public,
     from_: Annotated[date | None, Query(alias="from", description="local date")] = None,
     to: Annotated[date | None, Query(description="local date, inclusive")] = None,
-    line: Annotated[str | None, Query(max_length=32)] = None,
+    line: Annotated[Line | None, Query()] = None,
 ) -> SlotsOut:
     """The advisor's free slots (30 minutes' notice, at most 31 days per query); with
     ``line``, whether they may take a sales appointment on it (R1)."""
@@ -140,7 +141,7 @@ def advisor_slots(
     return SlotsOut(
         advisor_id=advisor_id,
         advisor_name=advisor.name if advisor else "-",
-        bookable_for_line=appointments.bookable(db, advisor_id, line),
+        bookable_for_line=appointments.bookable(db, advisor_id, line.value if line else None),
         slots=[SlotOut(start=s.start, end=s.end, local_start=_local(s.start)) for s in slots],
     )
 
