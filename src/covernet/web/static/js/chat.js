@@ -200,25 +200,26 @@
     toggle.focus();
   });
 
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
+  function submitMessage() {
     var box = form.querySelector("textarea");
     var text = box.value.trim();
     if (!text) return;
     send(text).then(function () { box.value = ""; say(""); })
       .catch(function (e) { say(e.message); });
-  });
+  }
+  form.addEventListener("submit", function (event) { event.preventDefault(); submitMessage(); });
+  form.querySelector("[data-chat-send]").addEventListener("click", submitMessage);
   form.querySelector("textarea").addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      form.requestSubmit();
+      submitMessage();
     }
   });
 
-  csatForm.addEventListener("submit", function (event) {
-    event.preventDefault();
+  function submitRating() {
     if (!conversation) return;
     var data = new FormData(csatForm);
+    if (!data.get("score")) { say(t.tCsat); return; }
     api("/api/v1/conversations/" + encodeURIComponent(conversation.id) + "/csat", {
       method: "POST",
       body: { score: Number(data.get("score")), comment: data.get("comment") || null }
@@ -227,5 +228,7 @@
       csatForm.hidden = true;
       say(t.tThanks);
     }).catch(function (e) { say(e.message); });
-  });
+  }
+  csatForm.addEventListener("submit", function (event) { event.preventDefault(); submitRating(); });
+  csatForm.querySelector("[data-chat-csat-send]").addEventListener("click", submitRating);
 })();
