@@ -11,17 +11,9 @@ import pytest
 
 from covernet.consult.appointment_models import AppointmentKind, AppointmentStatus
 from covernet.core import i18n
+from tests.browser.conftest import PHONE
 
 pytestmark = pytest.mark.browser
-
-PHONE = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 3,
-    "is_mobile": True,
-    "has_touch": True,
-    "locale": "zh-CN",
-    "timezone_id": "Asia/Shanghai",
-}
 
 
 def test_runtime_keys_exist() -> None:

@@ -147,6 +147,8 @@ def test_customer_cancels_from_the_page(client: Any, db_url: str, frozen: None) 
         )
         appt_id = row.id
     csrf = sign_in_with_cookie(client, db_url, cust)
+    listed = client.get("/me/appointments").text
+    assert f'action="/me/appointments/{appt_id}/cancel"' in listed and "取消预约" in listed
     gone = client.post(
         f"/me/appointments/{appt_id}/cancel", data={"csrf_token": csrf}, follow_redirects=False
     )
