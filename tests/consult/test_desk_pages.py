@@ -61,6 +61,14 @@ def test_desk_inbox_reply_note_state_and_refusal(client: Any, db_url: str) -> No
         ("advisor", True),
     ]
     assert history[1]["advisor"]["license_no"]
+    early = client.post(f"/console/desk/{conv_id}/resolved", data={"csrf_token": csrf})
+    assert early.status_code == 409 and "处理结果" in early.text  # a complaint needs its outcome
+    recorded = client.post(
+        f"/console/desk/{conv_id}/outcome",
+        data={"csrf_token": csrf, "outcome": "已加急，三日内到账"},
+        follow_redirects=False,
+    )
+    assert recorded.status_code == 303
     resolved = client.post(
         f"/console/desk/{conv_id}/resolved", data={"csrf_token": csrf}, follow_redirects=False
     )

@@ -42,6 +42,7 @@ MONITOR_MODULES: list[str] = [
     "covernet.integration.monitors",
     "covernet.claims.monitors",
     "covernet.crm.monitors",
+    "covernet.consult.monitors",
 ]
 MAX_ITEMS = 50
 

@@ -149,10 +149,33 @@ class CustomerBlock(BaseModel):
     visitor: bool
 
 
+class SlaClockOut(BaseModel):
+    name: str = Field(description="first_response, next_response, resolution or complaint")
+    state: str = Field(description="met, missed, running, near or breached")
+    used_minutes: float
+    allowed_minutes: float
+
+
 class DeskConversationOut(ConversationOut):
     priority_reason: str | None
+    outcome: str | None
+    outcome_at: datetime | None
+    merged_into_id: str | None
     customer: CustomerBlock
+    sla: list[SlaClockOut]
     messages: list[MessageOut]
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: str = Field(min_length=1, max_length=1000)
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    into: str = Field(max_length=36, description="the conversation that stays")
 
 
 class StateIn(BaseModel):
@@ -258,11 +281,17 @@ def customer_block(db: Session, conv: Conversation) -> CustomerBlock:
 
 
 def desk_view(db: Session, conv: Conversation) -> DeskConversationOut:
+    from covernet.consult import monitors
+
     base = conversation_out(db, conv).model_dump()
     return DeskConversationOut(
         **base,
         priority_reason=conv.priority_reason,
+        outcome=conv.outcome,
+        outcome_at=conv.outcome_at,
+        merged_into_id=conv.merged_into_id,
         customer=customer_block(db, conv),
+        sla=[SlaClockOut(**c) for c in monitors.clocks_out(monitors.clocks_for(db, conv))],
         messages=[message_out(m) for m in service.messages(db, conv, staff=True)],
     )
 
@@ -383,6 +412,20 @@ def change_state(conversation_id: str, body: StateIn, db: Db, who: DeskStaff) ->
 def transfer(conversation_id: str, body: TransferIn, db: Db, who: DeskStaff) -> ConversationOut:
     """Hand over to another desk agent licensed for the conversation's line."""
     return conversation_out(db, service.transfer(db, who, conversation_id, body.to_user_id))
+
+
+@router.post("/desk/conversations/{conversation_id}/outcome", response_model=DeskConversationOut)
+def complaint_outcome(
+    conversation_id: str, body: OutcomeIn, db: Db, who: DeskStaff
+) -> DeskConversationOut:
+    """Record a complaint's outcome (needed before it is resolved)."""
+    return desk_view(db, service.record_outcome(db, who, conversation_id, body.outcome))
+
+
+@router.post("/desk/conversations/{conversation_id}/merge", response_model=DeskConversationOut)
+def merge(conversation_id: str, body: MergeIn, db: Db, who: DeskStaff) -> DeskConversationOut:
+    """Fold this conversation into ``into`` (the same customer's); this one is resolved."""
+    return desk_view(db, service.merge(db, who, conversation_id, body.into))
 
 
 @router.get("/desk/agents", response_model=list[AgentOut])

@@ -118,6 +118,8 @@ def _act(db: Session, who: Principal, conversation_id: str, action: str, form: A
     elif action == "snooze":
         until = _local_time(str(form.get("snooze_until", "") or ""))
         service.move(db, who, conversation_id, State.snoozed, snooze_until=until)
+    elif action == "outcome":
+        service.record_outcome(db, who, conversation_id, str(form.get("outcome", "") or ""))
     elif action == "transfer":
         service.transfer(db, who, conversation_id, str(form.get("to_user_id", "") or ""))
     else:
@@ -144,7 +146,7 @@ def desk_availability(request: Request, form: PostedForm, db: Db, who: Public) -
 def desk_act(
     conversation_id: str, action: str, request: Request, form: PostedForm, db: Db, who: Public
 ) -> Response:
-    """reply / note / canned / open / pending / resolved / snooze / transfer."""
+    """reply / note / canned / open / pending / resolved / snooze / outcome / transfer."""
     if (guard := _guard(who, f"{PATH}/{conversation_id}")) is not None:
         return guard
     try:

@@ -445,6 +445,12 @@ def move(
             )
     else:
         snooze_until = None
+    if to is State.resolved and conv.kind == Kind.complaint.value and not conv.outcome:
+        raise Conflict(
+            "record the complaint's outcome before resolving it",
+            code="outcome_required",
+            detail={"field": "outcome"},
+        )
     _move(db, conv, to, actor=actor_of(who), snooze_until=snooze_until)
     if to is State.resolved:
         from covernet.consult import csat
@@ -468,6 +474,78 @@ def wake_snoozed(db: Session) -> int:
         if conv is not None and conv.state == State.snoozed.value:
             _move(db, conv, State.open, actor=audit.SYSTEM, reason="snooze_ended")
     return len(due)
+
+
+def record_outcome(db: Session, who: Principal, conversation_id: str, outcome: str) -> Conversation:
+    """A complaint's outcome: what was decided and told to the customer (kept with the
+    time, so the answer deadline can be judged)."""
+    conv = get_for_staff(db, who, conversation_id, lock=True)
+    if conv.kind != Kind.complaint.value:
+        raise Conflict("only complaints have an outcome record", code="not_a_complaint")
+    text = (outcome or "").strip()
+    if not text or len(text) > 1000:
+        raise ValidationFailed(
+            "say what was decided (at most 1000 characters)",
+            code="outcome_required",
+            detail={"field": "outcome"},
+        )
+    conv.outcome, conv.outcome_at, conv.updated_at = text, clock.now(), clock.now()
+    audit.record(
+        db,
+        "conversation.outcome",
+        actor=actor_of(who),
+        subject_type="conversation",
+        subject_id=conv.id,
+        detail={"late": bool(conv.complaint_due_at and conv.outcome_at > conv.complaint_due_at)},
+    )
+    chat.announce(db, {"type": "conversation", "conversation_id": conv.id})
+    return conv
+
+
+def merge(db: Session, who: Principal, source_id: str, target_id: str) -> Conversation:
+    """Fold ``source`` into ``target`` (same customer): its messages move over in time
+    order, it is resolved and points at the target; the target keeps the higher priority."""
+    if source_id == target_id:
+        raise ValidationFailed(
+            "a conversation cannot be merged into itself",
+            code="merge_into_itself",
+            detail={"field": "target_id"},
+        )
+    first, second = sorted((source_id, target_id))  # lock in one order: no deadlock
+    locked = {cid: get_for_staff(db, who, cid, lock=True) for cid in (first, second)}
+    source, target = locked[source_id], locked[target_id]
+    same = (source.customer_id or None, source.visitor_id if not source.customer_id else None)
+    other = (target.customer_id or None, target.visitor_id if not target.customer_id else None)
+    if same != other or source.merged_into_id or target.merged_into_id:
+        raise Conflict(
+            "only two conversations of the same customer, neither merged already, merge",
+            code="merge_not_allowed",
+        )
+    db.execute(
+        update(ConversationMessage)
+        .where(ConversationMessage.conversation_id == source.id)
+        .values(conversation_id=target.id)
+        .execution_options(synchronize_session=False)
+    )
+    if PRIORITY_RANK[Priority(source.priority)] < PRIORITY_RANK[Priority(target.priority)]:
+        target.priority, target.priority_reason = source.priority, source.priority_reason
+    if source.kind == Kind.complaint.value and target.kind != Kind.complaint.value:
+        target.kind, target.complaint_due_at = source.kind, source.complaint_due_at
+    times = [t for t in (source.last_message_at, target.last_message_at) if t]
+    target.last_message_at = max(times) if times else None
+    source.merged_into_id = target.id
+    if source.state != State.resolved.value:
+        _move(db, source, State.resolved, actor=actor_of(who), reason="merged")
+    add_system_message(db, target, "merged", purpose="merge")
+    audit.record(
+        db,
+        "conversation.merged",
+        actor=actor_of(who),
+        subject_type="conversation",
+        subject_id=target.id,
+        detail={"from": source.id},
+    )
+    return target
 
 
 # Assignment ------------------------------------------------------------------------
@@ -618,7 +696,7 @@ def of_caller(db: Session, caller: Caller, limit: int = 50) -> list[Conversation
     )
 
 
-def _names(db: Session, user_ids: set[str]) -> dict[str, str]:
+def names_of(db: Session, user_ids: set[str]) -> dict[str, str]:
     if not user_ids:
         return {}
     from covernet.identity.models import User
@@ -630,7 +708,7 @@ def _names(db: Session, user_ids: set[str]) -> dict[str, str]:
 
 
 def summaries(db: Session, rows: list[Conversation]) -> list[Summary]:
-    names = _names(db, {c.assignee_id for c in rows if c.assignee_id})
+    names = names_of(db, {c.assignee_id for c in rows if c.assignee_id})
     return [
         Summary(
             id=c.id,
@@ -714,7 +792,7 @@ def set_availability(db: Session, who: Principal, availability: Availability) ->
 def agents(db: Session) -> list[tuple[DeskAgent, str, int]]:
     """Every desk agent with their name and active conversations."""
     rows = list(db.scalars(select(DeskAgent)))
-    names = _names(db, {r.user_id for r in rows})
+    names = names_of(db, {r.user_id for r in rows})
     load = {
         row[0]: row[1]
         for row in db.execute(
