@@ -94,6 +94,8 @@ class _LoopHub:
     subscribers: set[Subscriber] = field(default_factory=set)
     listener: asyncio.Task[None] | None = None
     listening: asyncio.Event = field(default_factory=asyncio.Event)
+    # Deliveries run one at a time, in the order they were announced (the lock is FIFO).
+    order: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Hub:
@@ -160,6 +162,10 @@ class Hub:
                 hub.loop.call_soon_threadsafe(_spawn, self.deliver(hub, payload))
 
     async def deliver(self, hub: _LoopHub, payload: dict[str, Any]) -> None:
+        async with hub.order:
+            await self._deliver(hub, payload)
+
+    async def _deliver(self, hub: _LoopHub, payload: dict[str, Any]) -> None:
         conversation_id = payload.get("conversation_id")
         if not isinstance(conversation_id, str) or not hub.subscribers:
             return
