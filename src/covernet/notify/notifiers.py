@@ -116,19 +116,26 @@ class SmtpNotifier:
         if message.title_en and message.body_en:
             text += f"\n\n---\n{message.title_en}\n{message.body_en}"
         mail.set_content(text)
-        try:
-            with smtplib.SMTP(
-                settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS
-            ) as smtp:
-                if settings.smtp_starttls:
-                    smtp.starttls()
-                if settings.smtp_username:
-                    smtp.login(settings.smtp_username, settings.smtp_password)
-                smtp.send_message(mail)
-        except smtplib.SMTPRecipientsRefused:
-            raise DeliveryFailed("recipient_refused", permanent=True) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryFailed(type(exc).__name__) from None
+        send_mail(mail)
+
+
+def send_mail(mail: EmailMessage) -> None:
+    """Hand one message to the configured SMTP server (``COVERNET_SMTP_*``); a refused
+    recipient is a permanent failure, anything else a retryable one."""
+    settings = get_settings()
+    try:
+        with smtplib.SMTP(
+            settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS
+        ) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_username:
+                smtp.login(settings.smtp_username, settings.smtp_password)
+            smtp.send_message(mail)
+    except smtplib.SMTPRecipientsRefused:
+        raise DeliveryFailed("recipient_refused", permanent=True) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryFailed(type(exc).__name__) from None
 
 
 _factories: dict[tuple[str, str], Callable[[], Notifier]] = {

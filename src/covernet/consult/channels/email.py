@@ -27,7 +27,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
-import smtplib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -61,7 +60,8 @@ from covernet.core.db import is_postgres, unit_of_work
 from covernet.core.errors import ValidationFailed
 from covernet.core.ids import new_id
 from covernet.core.masking import mask_email
-from covernet.notify.notifiers import SMTP_TIMEOUT_SECONDS, DeliveryFailed
+from covernet.notify import notifiers
+from covernet.notify.notifiers import DeliveryFailed
 from covernet.notify.service import backoff
 from covernet.partners import signing
 
@@ -394,23 +394,6 @@ def _claim(limit: int) -> list[Outgoing]:
         return out
 
 
-def _smtp(mail: EmailMessage) -> None:
-    settings = get_settings()
-    try:
-        with smtplib.SMTP(
-            settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS
-        ) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls()
-            if settings.smtp_username:
-                smtp.login(settings.smtp_username, settings.smtp_password)
-            smtp.send_message(mail)
-    except smtplib.SMTPRecipientsRefused:
-        raise DeliveryFailed("recipient_refused", permanent=True) from None
-    except (OSError, smtplib.SMTPException) as exc:
-        raise DeliveryFailed(type(exc).__name__) from None
-
-
 def _settle(row_id: str, failure: DeliveryFailed | None) -> str:
     with unit_of_work() as db:
         row = db.get(DeskEmail, row_id, with_for_update=True, populate_existing=True)
@@ -438,7 +421,7 @@ def deliver_due(limit: int = 50) -> dict[str, int]:
     for outgoing in _claim(limit):
         failure: DeliveryFailed | None = None
         try:
-            _smtp(outgoing.mail)
+            notifiers.send_mail(outgoing.mail)
         except DeliveryFailed as exc:
             failure = exc
         status = _settle(outgoing.row_id, failure)
