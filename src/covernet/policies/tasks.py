@@ -1,4 +1,6 @@
-"""The buying flow's periodic jobs: stale payments, renewal reminders, expiry.
+"""The periodic jobs: stale payments, renewal reminders, expiry, red envelopes, the
+customer pool, the desk (e-mail delivery, snoozes, service-level escalations),
+appointment reminders.
 
 ``covernet jobs`` runs them once (cron, or the worker's loop); each job is its own unit
 of work, so one failing does not undo the others, and each is safe to run again.
@@ -11,6 +13,8 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from covernet.consult import appointments
+from covernet.consult import monitors as desk_monitors
+from covernet.consult import service as desk
 from covernet.consult.channels import email as desk_email
 from covernet.core.db import unit_of_work
 from covernet.crm import pool
@@ -34,6 +38,8 @@ JOBS: dict[str, Callable[[Session], int]] = {
     "sync_customer_pool": pool.sync,
     "desk_email_delivery": desk_email.delivery_job,
     "appointment_reminders": appointments.remind,
+    "desk_wake_snoozed": desk.wake_snoozed,
+    "desk_escalate_breaches": desk_monitors.escalate_breaches,
 }
 
 
