@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import get_args
 
 import pytest
 from starlette.requests import Request
 
-from covernet.catalog.spec import Frequency
+from covernet.catalog.spec import Frequency, Line
 from covernet.compliance import live
 from covernet.compliance.models import LiveStatus
+from covernet.consult import monitors as desk_monitors
+from covernet.consult import pages as desk_pages
+from covernet.consult.models import Availability, Channel, Conversation, Kind, Priority, State
 from covernet.core import i18n
+from covernet.crm import pages as crm_pages
+from covernet.crm import service as crm
+from covernet.crm.consent_models import Purpose
+from covernet.crm.models import PoolSource
 from covernet.identity.models import Role
+from covernet.payments.models import PaymentStatus, RefundStatus
 from covernet.policies import purchase, verification
 from covernet.policies.models import PolicyStatus
 from covernet.social.models import EnvelopeStatus, ShareStatus
@@ -92,6 +100,23 @@ def test_keys_built_at_run_time_exist() -> None:
         "envelope.status.",  # the red envelope page
         "envelope.grab_status.",
         "buy.confirm.",
+        "crm.source.",  # the customer 360 page
+        "crm.",  # the unmasked field's name
+        "crm.unmask.reason.",
+        "crm.tag.",
+        "crm.line.",
+        "crm.payment_status.",
+        "crm.refund_status.",
+        "consent.purpose.",
+        "desk_reports.channel.",  # also the desk reports page
+        "desk.availability.",  # the desk's inbox and conversation pages
+        "desk.state.",
+        "desk.priority.",
+        "desk.kind.",
+        "desk.channel.",
+        "desk.system.",
+        "desk.sla.",
+        "desk.sla_state.",
     }
     keys = [f"price.from.{f.value}" for f in Frequency]
     keys += [f"freq.unit.{f.value}" for f in Frequency if f is not Frequency.single]
@@ -137,10 +162,46 @@ def test_keys_built_at_run_time_exist() -> None:
             "sensitive_data",
         )
     ]
+    keys += [f"crm.source.{s.value}" for s in PoolSource]
+    keys += [f"crm.{f}" for f in crm.UNMASK_FIELDS]
+    keys += [f"crm.unmask.reason.{r}" for r in crm.UNMASK_REASONS]
+    keys += [f"crm.tag.{t}" for t in crm.TAG_VOCABULARY]  # a free tag is shown as typed
+    keys += [f"crm.line.{line.value}" for line in Line]
+    keys += [f"crm.payment_status.{s.value}" for s in PaymentStatus]
+    keys += [f"crm.refund_status.{s.value}" for s in RefundStatus]
+    keys += [f"consent.purpose.{p.value}" for p in Purpose]
+    # Both pages translate only the channels they are given (crm.pages.CHANNELS).
+    keys += [f"desk_reports.channel.{c}" for c in crm_pages.CHANNELS]
+    keys += [f"desk.availability.{a.value}" for a in Availability]
+    keys += [f"desk.state.{s}" for s in {*desk_pages.STATES, *State}]
+    keys += [f"desk.priority.{p.value}" for p in Priority]
+    keys += [f"desk.kind.{k.value}" for k in Kind]
+    keys += [f"desk.channel.{c.value}" for c in Channel]
+    # desk_conversation.html: only these system messages' purposes are translated.
+    keys += [f"desk.system.{p}" for p in ("handoff", "transfer", "merge")]
+    keys += [f"desk.sla.{c.name}" for c in _every_desk_clock()]
+    keys += [f"desk.sla_state.{s}" for s in get_args(desk_monitors.ClockState)]
     keys += [f"error.{code}" for code in views.QUOTE_ERROR_CODES]
     keys += [f"error.title.{status}" for status in (400, 401, 403, 404, 409, 422, 429, 500)]
     keys += ["gender.M", "gender.F", "error.title.default"]
     assert [k for k in keys if not i18n.has_message(k)] == []
+
+
+def _every_desk_clock() -> list[desk_monitors.SlaClock]:
+    """The clocks of an open complaint answered once and waiting for the next answer:
+    every clock the desk shows (first and next response, resolution, complaint)."""
+    created = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    conv = Conversation(
+        kind=Kind.complaint.value,
+        state=State.open.value,
+        created_at=created,
+        first_response_at=created + timedelta(minutes=5),
+        last_customer_message_at=created + timedelta(minutes=10),
+        complaint_due_at=created + timedelta(days=15),
+    )
+    found = desk_monitors.clocks_of(conv, created + timedelta(minutes=5), now=created)
+    assert len({c.name for c in found}) == 4
+    return found
 
 
 def test_translate_fills_placeholders_and_falls_back_to_the_key() -> None:
