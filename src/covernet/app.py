@@ -35,6 +35,7 @@ from covernet.consult import (
     assistant_api,
     email_api,
     help_pages,
+    wechat_api,
 )
 from covernet.consult import chat as desk_chat
 from covernet.consult import pages as desk_pages
@@ -205,6 +206,7 @@ def create_app() -> FastAPI:
     app.include_router(crm_api.router)
     app.include_router(crm_pages.reports_router)  # before the desk's /console/desk/{id}
     app.include_router(email_api.router)
+    app.include_router(wechat_api.router)
     app.include_router(appointment_api.router)
     app.include_router(appointment_pages.router)  # before the desk's /console/desk/{id}
     app.include_router(desk_api.router)

@@ -4,7 +4,7 @@ from covernet.audit import models as audit_models
 from covernet.catalog import models as catalog_models
 from covernet.claims import models as claims_models
 from covernet.compliance import models as compliance_models
-from covernet.consult import appointment_models, assistant_models
+from covernet.consult import appointment_models, assistant_models, wechat_models
 from covernet.consult import models as consult_models
 from covernet.core import idempotency as idempotency_models
 from covernet.core.db import Base
@@ -47,4 +47,5 @@ __all__ = [
     "social_link_models",
     "social_models",
     "social_offer_models",
+    "wechat_models",
 ]

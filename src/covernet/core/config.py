@@ -152,6 +152,8 @@ class Settings(BaseSettings):
     # timestamp may be from now.  Production has none until named.
     partner_secrets: dict[str, str] = Field(default_factory=lambda: dict(DEV_PARTNER_SECRETS))
     partner_event_window_seconds: int = Field(default=300, ge=30, le=3600)
+    # The official-account callback token (signs its callbacks); unset: the callback answers 403.
+    wechat_token: str | None = None
 
     demo_password: str = DEMO_PASSWORD
     service_phone: str = "400-000-0000"

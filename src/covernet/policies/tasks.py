@@ -16,6 +16,7 @@ from covernet.consult import appointments
 from covernet.consult import monitors as desk_monitors
 from covernet.consult import service as desk
 from covernet.consult.channels import email as desk_email
+from covernet.consult.channels import wechat as desk_wechat
 from covernet.core.db import unit_of_work
 from covernet.crm import pool
 from covernet.payments import service as payments
@@ -37,6 +38,7 @@ JOBS: dict[str, Callable[[Session], int]] = {
     "expire_red_envelopes": social_tasks.expire_envelopes,
     "sync_customer_pool": pool.sync,
     "desk_email_delivery": desk_email.delivery_job,
+    "desk_wechat_delivery": desk_wechat.delivery_job,
     "appointment_reminders": appointments.remind,
     "desk_wake_snoozed": desk.wake_snoozed,
     "desk_escalate_breaches": desk_monitors.escalate_breaches,
