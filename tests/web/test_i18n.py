@@ -268,3 +268,16 @@ def test_template_helpers_use_the_page_language() -> None:
     day = date(2025, 3, 1)
     assert template.render(lang="zh", d=day) == "保费 30万 ¥5.00 2025年3月1日"
     assert template.render(lang="en", d=day) == "Premium ¥300k ¥5.00 1 Mar 2025"
+
+
+def test_fdate_reads_json_shaped_values() -> None:
+    """Views shaped for the API carry ISO strings (customer 360's consents); the filter
+    shows them like dates, in Asia/Shanghai."""
+    from jinja2 import Environment
+
+    env = Environment(autoescape=True)
+    i18n.install(env)
+    page = env.from_string("{{ a|fdate }} / {{ b|fdate }} / {{ c|fdate }}")
+    assert page.render(a="2026-11-30T17:00:00+00:00", b="2026-12-02", c=None) == (
+        "2026年12月1日 / 2026年12月2日 / "
+    )

@@ -188,7 +188,9 @@ def _money_compact(ctx: Context, fen: int) -> str:
 
 
 @pass_context
-def _fdate(ctx: Context, value: date | datetime | None) -> str:
+def _fdate(ctx: Context, value: date | datetime | str | None) -> str:
+    if isinstance(value, str):  # a JSON-shaped view (ISO 8601), as the API answers it
+        value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
     return format_date(value, _lang(ctx))
 
 
