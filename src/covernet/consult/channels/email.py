@@ -15,7 +15,7 @@ Accounts hold no e-mail address, so the sender is a visitor: the address is stor
 encrypted (``core.crypto``) and masked.
 
 Outbound: a public advisor message in an e-mail conversation is queued as an outbound
-``desk_emails`` row (:class:`EmailChannel` for ``channels.base.send_out``, and
+``desk_emails`` row (:data:`EmailChannel` for ``channels.base.send_out``, and
 :func:`queue_unsent` for answers written anywhere), and :func:`deliver_due` sends the
 queue over SMTP (``COVERNET_SMTP_*``) after the transaction committed, threaded
 (``In-Reply-To``, ``References``, the subject tag) and signed with the name, institution
@@ -29,12 +29,11 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,9 +44,8 @@ from covernet.consult.appointment_models import (
     EmailDirection,
     EmailStatus,
 )
-from covernet.consult.channels import base
+from covernet.consult.channels import delivery
 from covernet.consult.models import (
-    AuthorKind,
     Channel,
     Conversation,
     ConversationMessage,
@@ -56,21 +54,17 @@ from covernet.core import clock
 from covernet.core.bodies import parse_json_body
 from covernet.core.config import get_settings
 from covernet.core.crypto import get_blind_index, get_cipher
-from covernet.core.db import is_postgres, unit_of_work
+from covernet.core.db import unit_of_work
 from covernet.core.errors import ValidationFailed
 from covernet.core.ids import new_id
 from covernet.core.masking import mask_email
 from covernet.notify import notifiers
-from covernet.notify.notifiers import DeliveryFailed
-from covernet.notify.service import backoff
 from covernet.partners import signing
 
 log = logging.getLogger("covernet.consult.email")
 
 SIGNER = "email-inbound"  # its secret: COVERNET_PARTNER_SECRETS["email-inbound"]
 MAX_INBOUND_BYTES = 256 * 1024
-LEASE_SECONDS = 60
-MAX_ATTEMPTS = 8
 TAG = re.compile(r"\[#([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\]", re.I)
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 
@@ -246,79 +240,31 @@ def tag_of(conversation_id: str) -> str:
 
 def masked_address(db: Session, conversation_id: str) -> str | None:
     """The customer's address as staff see it (masked)."""
-    return db.scalar(
-        select(DeskEmail.address_masked)
-        .where(
-            DeskEmail.conversation_id == conversation_id,
-            DeskEmail.direction == EmailDirection.inbound.value,
-        )
-        .order_by(DeskEmail.created_at.desc())
-        .limit(1)
-    )
+    last_in = QUEUE.latest_inbound(db, conversation_id)
+    return last_in.address_masked if last_in else None
 
 
-def queue(db: Session, conversation: Conversation, message: ConversationMessage) -> bool:
-    """Queue ``message`` (a public advisor answer) as an e-mail to the customer's latest
-    address; in the caller's transaction.  False when there is nothing to send."""
-    if (
-        message.private
-        or message.author_kind != AuthorKind.advisor.value
-        or conversation.channel != Channel.email.value
-    ):
-        return False
-    if db.scalar(select(DeskEmail.id).where(DeskEmail.desk_message_id == message.id)):
-        return False
-    last_in = db.scalar(
-        select(DeskEmail)
-        .where(
-            DeskEmail.conversation_id == conversation.id,
-            DeskEmail.direction == EmailDirection.inbound.value,
-        )
-        .order_by(DeskEmail.created_at.desc(), DeskEmail.id.desc())
-        .limit(1)
-    )
-    if last_in is None:
-        return False
+def _outbound(
+    conversation: Conversation, message: ConversationMessage, last_in: DeskEmail
+) -> DeskEmail:
+    """The answer as an e-mail to the customer's latest address."""
     subject = TAG.sub("", conversation.subject).strip()
     now = clock.now()
-    db.add(
-        DeskEmail(
-            conversation_id=conversation.id,
-            direction=EmailDirection.outbound.value,
-            message_id=f"<{message.id}@{_domain()}>",
-            desk_message_id=message.id,
-            address_enc=last_in.address_enc,
-            address_masked=last_in.address_masked,
-            address_index=last_in.address_index,
-            subject=f"Re: {subject} {tag_of(conversation.id)}"[:300],
-            in_reply_to=last_in.message_id,
-            status=EmailStatus.queued.value,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    return DeskEmail(
+        conversation_id=conversation.id,
+        direction=EmailDirection.outbound.value,
+        message_id=f"<{message.id}@{_domain()}>",
+        desk_message_id=message.id,
+        address_enc=last_in.address_enc,
+        address_masked=last_in.address_masked,
+        address_index=last_in.address_index,
+        subject=f"Re: {subject} {tag_of(conversation.id)}"[:300],
+        in_reply_to=last_in.message_id,
+        status=EmailStatus.queued.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
     )
-    db.flush()
-    return True
-
-
-def queue_unsent(db: Session, limit: int = 200) -> int:
-    """Queue every public advisor answer in an e-mail conversation not queued yet (the
-    desk writes answers without knowing the channel; this is how they leave)."""
-    rows = db.execute(
-        select(ConversationMessage, Conversation)
-        .join(Conversation, Conversation.id == ConversationMessage.conversation_id)
-        .outerjoin(DeskEmail, DeskEmail.desk_message_id == ConversationMessage.id)
-        .where(
-            Conversation.channel == Channel.email.value,
-            ConversationMessage.author_kind == AuthorKind.advisor.value,
-            ConversationMessage.private.is_(False),
-            DeskEmail.id.is_(None),
-        )
-        .order_by(ConversationMessage.created_at)
-        .limit(limit)
-    ).all()
-    return sum(1 for message, conv in rows if queue(db, conv, message))
 
 
 def signature(message: ConversationMessage) -> str:
@@ -329,15 +275,6 @@ def signature(message: ConversationMessage) -> str:
     if message.advisor_license_no:
         lines.append(f"执业证编号 / License No.: {message.advisor_license_no}")
     return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    row_id: str
-    mail: EmailMessage
-
-    def __repr__(self) -> str:  # never show the address
-        return f"Outgoing({self.row_id!r})"
 
 
 def _compose(db: Session, row: DeskEmail) -> EmailMessage | None:
@@ -365,87 +302,18 @@ def _compose(db: Session, row: DeskEmail) -> EmailMessage | None:
     return mail
 
 
-def _claim(limit: int) -> list[Outgoing]:
-    now = clock.now()
-    with unit_of_work() as db:
-        if not is_postgres(db):  # SQLite: the write lock before reading
-            db.execute(update(DeskEmail).where(DeskEmail.id == "").values(attempts=0))
-        stmt = (
-            select(DeskEmail)
-            .where(
-                DeskEmail.status == EmailStatus.queued.value,
-                DeskEmail.next_attempt_at <= now,
-                or_(DeskEmail.claimed_until.is_(None), DeskEmail.claimed_until <= now),
-            )
-            .order_by(DeskEmail.next_attempt_at, DeskEmail.id)
-            .limit(limit)
-        )
-        if is_postgres(db):
-            stmt = stmt.with_for_update(skip_locked=True)
-        out = []
-        for row in db.scalars(stmt):
-            row.attempts += 1
-            row.claimed_until = now + timedelta(seconds=LEASE_SECONDS)
-            mail = _compose(db, row)
-            if mail is None:
-                row.status, row.last_error = EmailStatus.failed.value, "message_gone"
-                continue
-            out.append(Outgoing(row.id, mail))
-        return out
+def _send(mail: EmailMessage) -> None:
+    notifiers.send_mail(mail)
 
 
-def _settle(row_id: str, failure: DeliveryFailed | None) -> str:
-    with unit_of_work() as db:
-        row = db.get(DeskEmail, row_id, with_for_update=True, populate_existing=True)
-        if row is None or row.status != EmailStatus.queued.value:
-            return "gone"
-        now = clock.now()
-        row.claimed_until = None
-        if failure is None:
-            row.status, row.sent_at, row.next_attempt_at = EmailStatus.sent.value, now, None
-            row.last_error = None
-        else:
-            row.last_error = failure.reason[:200]
-            if failure.permanent or row.attempts >= MAX_ATTEMPTS:
-                row.status, row.next_attempt_at = EmailStatus.failed.value, None
-            else:
-                row.next_attempt_at = now + backoff(row.attempts)
-        return row.status
-
-
-def deliver_due(limit: int = 50) -> dict[str, int]:
-    """Queue unsent answers, then send what is due, each with no transaction open."""
-    with unit_of_work() as db:
-        queue_unsent(db)
-    counts = {"sent": 0, "failed": 0, "queued": 0}
-    for outgoing in _claim(limit):
-        failure: DeliveryFailed | None = None
-        try:
-            notifiers.send_mail(outgoing.mail)
-        except DeliveryFailed as exc:
-            failure = exc
-        status = _settle(outgoing.row_id, failure)
-        if status in counts:
-            counts[status] += 1
-        if failure is not None:
-            log.warning("desk e-mail %s not sent: %s", outgoing.row_id, failure.reason)
-    return counts
-
-
-def delivery_job(db: Session) -> int:
-    """The periodic job: the passed unit of work stays unused (delivery must not hold a
-    transaction open while talking to the mail server)."""
-    return deliver_due()["sent"]
-
-
-class EmailChannel:
-    name = Channel.email.value
-
-    def send(self, db: Session, conversation: Conversation, message: ConversationMessage) -> None:
-        queue(db, conversation, message)
-
-
-base.register(EmailChannel())
+QUEUE = delivery.Queue(
+    DeskEmail, Channel.email.value, EmailStatus, _outbound, _compose, _send, log, "desk e-mail"
+)
+queue = QUEUE.queue  # a public advisor answer as an e-mail, in the caller's transaction
+deliver_due = QUEUE.deliver_due  # queue unsent answers, send what is due (no transaction open)
+delivery_job = QUEUE.job  # the periodic job
+queue_unsent = QUEUE.queue_unsent  # answers written anywhere, queued when not yet
+EmailChannel = QUEUE.register()  # for channels.base.send_out
 
 
 def rotate_field_keys(db: Session) -> int:

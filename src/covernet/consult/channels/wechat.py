@@ -17,7 +17,7 @@ its openid stored only encrypted (``core.crypto``), found by a blind index and s
 masked.  Other kinds follow :data:`KINDS`.
 
 Outbound: a public advisor message in a ``wechat`` conversation is queued in the same
-transaction (:class:`WechatChannel`, and :func:`queue_unsent` for answers written
+transaction (:data:`WechatChannel`, and :func:`queue_unsent` for answers written
 anywhere); :func:`deliver_due` hands it after commit to the :class:`WechatSender` — the
 sandbox one records the JSON the customer-service API would get (``touser``, ``msgtype``
 ``text``, ``text.content`` with the R2 signature) — with a lease, attempts and backoff.
@@ -31,19 +31,17 @@ import hmac
 import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from covernet.consult import service
-from covernet.consult.channels import base
+from covernet.consult.channels import delivery
 from covernet.consult.channels.email import signature
 from covernet.consult.models import (
     ACTIVE_STATES,
-    AuthorKind,
     Channel,
     Conversation,
     ConversationMessage,
@@ -57,17 +55,14 @@ from covernet.consult.wechat_models import (
 from covernet.core import clock
 from covernet.core.config import get_settings
 from covernet.core.crypto import get_blind_index, get_cipher
-from covernet.core.db import is_postgres, unit_of_work
+from covernet.core.db import unit_of_work
 from covernet.core.errors import Forbidden, Unauthenticated, ValidationFailed
 from covernet.core.ids import new_id
 from covernet.notify.notifiers import DeliveryFailed
-from covernet.notify.service import backoff
 
 log = logging.getLogger("covernet.consult.wechat")
 
 MAX_INBOUND_BYTES = 64 * 1024
-LEASE_SECONDS = 60
-MAX_ATTEMPTS = 8
 SUCCESS = "success"  # what the platform expects back
 
 # What each kind of message does: "text" goes into the conversation, "note" leaves a
@@ -328,15 +323,8 @@ def receive_signed(signature_: str, timestamp: str, nonce: str, raw: bytes) -> s
 
 def masked_openid(db: Session, conversation_id: str) -> str | None:
     """The customer's openid as staff see it (masked)."""
-    return db.scalar(
-        select(DeskWechatMessage.openid_masked)
-        .where(
-            DeskWechatMessage.conversation_id == conversation_id,
-            DeskWechatMessage.direction == WechatDirection.inbound.value,
-        )
-        .order_by(DeskWechatMessage.created_at.desc())
-        .limit(1)
-    )
+    last_in = QUEUE.latest_inbound(db, conversation_id)
+    return last_in.openid_masked if last_in else None
 
 
 # Outbound ----------------------------------------------------------------------------
@@ -377,76 +365,25 @@ def set_sender(sender: WechatSender) -> WechatSender:
     return previous
 
 
-def queue(db: Session, conversation: Conversation, message: ConversationMessage) -> bool:
-    """Queue ``message`` (a public advisor answer) to the conversation's latest sender;
-    in the caller's transaction.  False when there is nothing to send."""
-    if (
-        message.private
-        or message.author_kind != AuthorKind.advisor.value
-        or conversation.channel != Channel.wechat.value
-    ):
-        return False
-    if db.scalar(
-        select(DeskWechatMessage.id).where(DeskWechatMessage.desk_message_id == message.id)
-    ):
-        return False
-    last_in = db.scalar(
-        select(DeskWechatMessage)
-        .where(
-            DeskWechatMessage.conversation_id == conversation.id,
-            DeskWechatMessage.direction == WechatDirection.inbound.value,
-        )
-        .order_by(DeskWechatMessage.created_at.desc(), DeskWechatMessage.id.desc())
-        .limit(1)
-    )
-    if last_in is None:
-        return False
+def _outbound(
+    conversation: Conversation, message: ConversationMessage, last_in: DeskWechatMessage
+) -> DeskWechatMessage:
+    """The answer as a text message to the conversation's latest sender."""
     now = clock.now()
-    db.add(
-        DeskWechatMessage(
-            conversation_id=conversation.id,
-            direction=WechatDirection.outbound.value,
-            msg_key=f"out:{message.id}",
-            msg_type="text",
-            desk_message_id=message.id,
-            openid_enc=last_in.openid_enc,
-            openid_masked=last_in.openid_masked,
-            openid_index=last_in.openid_index,
-            status=WechatStatus.queued.value,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    return DeskWechatMessage(
+        conversation_id=conversation.id,
+        direction=WechatDirection.outbound.value,
+        msg_key=f"out:{message.id}",
+        msg_type="text",
+        desk_message_id=message.id,
+        openid_enc=last_in.openid_enc,
+        openid_masked=last_in.openid_masked,
+        openid_index=last_in.openid_index,
+        status=WechatStatus.queued.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
     )
-    db.flush()
-    return True
-
-
-def queue_unsent(db: Session, limit: int = 200) -> int:
-    """Queue every public advisor answer in a ``wechat`` conversation not queued yet."""
-    rows = db.execute(
-        select(ConversationMessage, Conversation)
-        .join(Conversation, Conversation.id == ConversationMessage.conversation_id)
-        .outerjoin(DeskWechatMessage, DeskWechatMessage.desk_message_id == ConversationMessage.id)
-        .where(
-            Conversation.channel == Channel.wechat.value,
-            ConversationMessage.author_kind == AuthorKind.advisor.value,
-            ConversationMessage.private.is_(False),
-            DeskWechatMessage.id.is_(None),
-        )
-        .order_by(ConversationMessage.created_at)
-        .limit(limit)
-    ).all()
-    return sum(1 for message, conv in rows if queue(db, conv, message))
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    row_id: str
-    payload: dict[str, Any]
-
-    def __repr__(self) -> str:  # never show the openid
-        return f"Outgoing({self.row_id!r})"
 
 
 def _compose(db: Session, row: DeskWechatMessage) -> dict[str, Any] | None:
@@ -460,93 +397,25 @@ def _compose(db: Session, row: DeskWechatMessage) -> dict[str, Any] | None:
     }
 
 
-def _claim(limit: int) -> list[Outgoing]:
-    now = clock.now()
-    with unit_of_work() as db:
-        if not is_postgres(db):  # SQLite: the write lock before reading
-            db.execute(
-                update(DeskWechatMessage).where(DeskWechatMessage.id == "").values(attempts=0)
-            )
-        stmt = (
-            select(DeskWechatMessage)
-            .where(
-                DeskWechatMessage.status == WechatStatus.queued.value,
-                DeskWechatMessage.next_attempt_at <= now,
-                or_(
-                    DeskWechatMessage.claimed_until.is_(None),
-                    DeskWechatMessage.claimed_until <= now,
-                ),
-            )
-            .order_by(DeskWechatMessage.next_attempt_at, DeskWechatMessage.id)
-            .limit(limit)
-        )
-        if is_postgres(db):
-            stmt = stmt.with_for_update(skip_locked=True)
-        out = []
-        for row in db.scalars(stmt):
-            row.attempts += 1
-            row.claimed_until = now + timedelta(seconds=LEASE_SECONDS)
-            payload = _compose(db, row)
-            if payload is None:
-                row.status, row.last_error = WechatStatus.failed.value, "message_gone"
-                continue
-            out.append(Outgoing(row.id, payload))
-        return out
+def _send(payload: dict[str, Any]) -> None:
+    get_sender().send(payload)
 
 
-def _settle(row_id: str, failure: DeliveryFailed | None) -> str:
-    with unit_of_work() as db:
-        row = db.get(DeskWechatMessage, row_id, with_for_update=True, populate_existing=True)
-        if row is None or row.status != WechatStatus.queued.value:
-            return "gone"
-        now = clock.now()
-        row.claimed_until = None
-        if failure is None:
-            row.status, row.sent_at, row.next_attempt_at = WechatStatus.sent.value, now, None
-            row.last_error = None
-        else:
-            row.last_error = failure.reason[:200]
-            if failure.permanent or row.attempts >= MAX_ATTEMPTS:
-                row.status, row.next_attempt_at = WechatStatus.failed.value, None
-            else:
-                row.next_attempt_at = now + backoff(row.attempts)
-        return row.status
-
-
-def deliver_due(limit: int = 50) -> dict[str, int]:
-    """Queue unsent answers, then send what is due, each with no transaction open."""
-    with unit_of_work() as db:
-        queue_unsent(db)
-    counts = {"sent": 0, "failed": 0, "queued": 0}
-    sender = get_sender()
-    for outgoing in _claim(limit):
-        failure: DeliveryFailed | None = None
-        try:
-            sender.send(outgoing.payload)
-        except DeliveryFailed as exc:
-            failure = exc
-        status = _settle(outgoing.row_id, failure)
-        if status in counts:
-            counts[status] += 1
-        if failure is not None:
-            log.warning("desk wechat message %s not sent: %s", outgoing.row_id, failure.reason)
-    return counts
-
-
-def delivery_job(db: Session) -> int:
-    """The periodic job: the passed unit of work stays unused (delivery must not hold a
-    transaction open while calling the platform)."""
-    return deliver_due()["sent"]
-
-
-class WechatChannel:
-    name = Channel.wechat.value
-
-    def send(self, db: Session, conversation: Conversation, message: ConversationMessage) -> None:
-        queue(db, conversation, message)
-
-
-base.register(WechatChannel())
+QUEUE = delivery.Queue(
+    DeskWechatMessage,
+    Channel.wechat.value,
+    WechatStatus,
+    _outbound,
+    _compose,
+    _send,
+    log,
+    "desk wechat message",
+)
+queue = QUEUE.queue
+deliver_due = QUEUE.deliver_due  # queue unsent answers, send what is due (no transaction open)
+delivery_job = QUEUE.job  # the periodic job
+queue_unsent = QUEUE.queue_unsent  # answers written anywhere, queued when not yet
+WechatChannel = QUEUE.register()  # for channels.base.send_out
 
 
 def rotate_field_keys(db: Session) -> int:
