@@ -22,15 +22,11 @@ PHONE = {
 }
 
 
-@pytest.fixture
-def phone(browser: Any) -> Iterator[Any]:
-    """A fresh phone-sized page (iPhone-ish 390x844, touch) in its own browser context."""
-    context = browser.new_context(**PHONE)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
+def watch(page: Any) -> list[str]:
+    """Page errors, console errors, server errors and broken static files on ``page``
+    (a refused quote answers 4xx on purpose; scripts, styles and the server may not fail)."""
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
-    # A refused quote answers 4xx on purpose; scripts, styles and server errors may not fail.
     page.on(
         "console",
         lambda message: (
@@ -47,6 +43,16 @@ def phone(browser: Any) -> Iterator[Any]:
             else None
         ),
     )
+    return problems
+
+
+@pytest.fixture
+def phone(browser: Any) -> Iterator[Any]:
+    """A fresh phone-sized page (iPhone-ish 390x844, touch) in its own browser context."""
+    context = browser.new_context(**PHONE)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems = watch(page)
     yield page
     context.close()
     assert problems == [], f"the page reported errors: {problems}"

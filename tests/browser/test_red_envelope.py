@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from covernet.core.cn_identity import make_id_number
-from tests.browser.conftest import PHONE
+from tests.browser.conftest import PHONE, watch
 
 pytestmark = pytest.mark.browser
 
@@ -54,29 +54,6 @@ def _wait_open(base: str, envelope_id: str, auth: dict[str, str]) -> dict[str, A
                 return dict(seen)
             time.sleep(0.3)
     raise AssertionError("the envelope did not open after payment")
-
-
-def _watch(page: Any) -> list[str]:
-    """Page errors, console errors, server errors and broken static files on ``page``."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    page.on(
-        "response",
-        lambda response: (
-            problems.append(f"{response.status} {response.url}")
-            if response.status >= 500 or ("/static/" in response.url and response.status >= 400)
-            else None
-        ),
-    )
-    return problems
 
 
 def test_send_grab_activate_and_see_the_policy(phone: Any, browser: Any, live_server: str) -> None:
@@ -144,7 +121,7 @@ def test_send_grab_activate_and_see_the_policy(phone: Any, browser: Any, live_se
     context = browser.new_context(**PHONE)
     context.set_default_timeout(10_000)
     friend = context.new_page()
-    problems = _watch(friend)
+    problems = watch(friend)
     try:
         friend.goto(f"{live_server}{share_path}")
         expect(friend.locator("main")).to_contain_text(GREETING)

@@ -9,14 +9,7 @@ from typing import Any
 
 import pytest
 
-PHONE = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 3,
-    "is_mobile": True,
-    "has_touch": True,
-    "locale": "zh-CN",
-    "timezone_id": "Asia/Shanghai",
-}
+from tests.browser.conftest import PHONE
 
 
 @pytest.fixture
