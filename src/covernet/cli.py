@@ -367,7 +367,7 @@ def create_demo_policy() -> str | None:
             ).quote
             product = catalog.snapshot(db).get("medical-million").product
             docs = applications.documents_for(db, product)
-            app = applications.apply(
+            app, _ = applications.apply(
                 db,
                 who,
                 applications.ApplicationIn(

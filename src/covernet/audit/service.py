@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import Table, event, func, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from covernet.audit.models import AuditAnchor, AuditEntry, AuditHead
@@ -114,24 +114,39 @@ def _chain(db: Session, entries: list[AuditEntry]) -> None:
     if taken is None:
         raise RuntimeError("the audit log has no head row (the migrations seed it)")
     last_seq, prev = int(taken[0]), str(taken[1])
+    anchors = []
     for seq, entry in enumerate(entries, start=last_seq - len(entries) + 1):
         entry.seq, entry.prev_hash = seq, prev
         entry.hash = prev = entry_hash(prev, entry)
         if seq % ANCHOR_EVERY == 0:
-            db.add(AuditAnchor(seq=seq, hash=entry.hash, at=entry.at))
-    db.add_all(entries)
+            anchors.append({"seq": seq, "hash": entry.hash, "at": entry.at})
+    # The entries are only carriers of their values: written as rows, not ORM objects.
+    db.execute(insert(ENTRIES), [_row(entry) for entry in entries])
+    if anchors:
+        db.execute(insert(ANCHORS), anchors)
     db.execute(
         update(AuditHead)
         .where(AuditHead.id == 1)
         .values(last_hash=prev)
         .execution_options(synchronize_session=False)
     )
-    db.flush()
+
+
+ENTRIES: Table = AuditEntry.__table__  # type: ignore[assignment]
+ANCHORS: Table = AuditAnchor.__table__  # type: ignore[assignment]
+_COLUMNS = tuple(column.key for column in ENTRIES.columns)
+
+
+def _row(entry: AuditEntry) -> dict[str, Any]:
+    return {key: getattr(entry, key) for key in _COLUMNS}
 
 
 def _write_pending(db: Session) -> None:
     entries = db.info.pop(PENDING, None)
     if entries:
+        # Everything else first: the head row stays locked only while the entries
+        # themselves are written and the transaction commits.
+        db.flush()
         _chain(db, entries)
 
 

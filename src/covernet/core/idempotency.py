@@ -84,7 +84,7 @@ def _stored(db: Session, scope: str, key: str, digest: str) -> Replay | None:
 
 def run_once(
     *,
-    scope: str,
+    scope: str | Callable[[Session], str],
     key: str | None,
     body: Any,
     action: Callable[[Session], tuple[int, Any]],
@@ -92,14 +92,21 @@ def run_once(
     """Run ``action(db)`` in a unit of work once per (scope, key).
 
     Returns (status code, JSON body, replayed).  Without a key the action simply runs.
+    ``scope`` may be a function of the unit of work: a route that identifies its caller
+    there (``Caller.identify_in``) checks the credential, claims the key and acts in one
+    transaction.
     """
     if key is None:
         with unit_of_work() as db:
+            if callable(scope):
+                scope(db)
             status, result = action(db)
             return status, result, False
-    key = _check_key(key)
-    digest = request_hash(body)
     with unit_of_work() as db:
+        if callable(scope):
+            scope = scope(db)
+        key = _check_key(key)
+        digest = request_hash(body)
         # Claim the key: a concurrent twin's insert makes this one wait for its commit
         # (PostgreSQL's unique index; SQLite's write lock) and then insert nothing.
         claimed = db.execute(_claim(db, scope=scope, key=key, request_hash=digest)).first()

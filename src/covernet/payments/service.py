@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +32,9 @@ from covernet.core import clock
 from covernet.core.config import get_settings
 from covernet.core.db import is_postgres
 from covernet.core.errors import Conflict, NotFound, ValidationFailed
+from covernet.core.ids import new_id
 from covernet.payments import ledger, payouts, providers
+from covernet.payments.errors import LedgerRefused
 from covernet.payments.handlers import Handlers
 from covernet.payments.models import (
     LIVE_STATUSES,
@@ -130,7 +133,21 @@ def refundable_fen(db: Session, payment: Payment) -> int:
     return payment.amount_fen - int(taken or 0)
 
 
-def pay_url(payment: Payment) -> str:
+class PaymentState(NamedTuple):
+    """A payment's status and pay page, read without loading the payment."""
+
+    status: str
+    pay_url: str | None
+
+
+def state_of(db: Session, payment_id: str) -> PaymentState | None:
+    row = db.execute(
+        select(Payment.status, Payment.pay_url).where(Payment.id == payment_id)
+    ).first()
+    return PaymentState(row[0], row[1]) if row is not None else None
+
+
+def pay_url(payment: Payment | PaymentState) -> str:
     """Where to send the payer (the provider's page)."""
     return payment.pay_url or ""
 
@@ -157,11 +174,15 @@ def create_payment(
     amount_fen: int,
     description: str,
     return_path: str | None = None,
+    new_subject: bool = False,
+    payment_id: str | None = None,
 ) -> tuple[Payment, str]:
     """Open a payment with the configured provider; returns it and the pay URL.
 
     Asking again for a subject whose payment is still payable returns that payment
-    (same amount and payer) instead of a second one; a paid subject is refused.
+    (same amount and payer) instead of a second one; a paid subject is refused.  A
+    ``new_subject`` (made in this same transaction) has no payment yet, so nothing is
+    looked up; ``payment_id`` is the id to give the payment (default: a new one).
     """
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
         raise ValidationFailed(
@@ -183,12 +204,16 @@ def create_payment(
             code="invalid_return_path",
             detail={"field": "return_path"},
         )
-    live = db.scalar(
-        select(Payment).where(
-            Payment.purpose == purpose,
-            Payment.subject_type == subject_type,
-            Payment.subject_id == subject_id,
-            Payment.status.in_(LIVE_STATUSES),
+    live = (
+        None
+        if new_subject
+        else db.scalar(
+            select(Payment).where(
+                Payment.purpose == purpose,
+                Payment.subject_type == subject_type,
+                Payment.subject_id == subject_id,
+                Payment.status.in_(LIVE_STATUSES),
+            )
         )
     )
     if live is not None:
@@ -213,6 +238,7 @@ def create_payment(
     provider = providers.get()
     now = clock.now()
     payment = Payment(
+        id=payment_id or new_id(),
         provider=provider.name,
         purpose=purpose,
         subject_type=subject_type,
@@ -228,17 +254,24 @@ def create_payment(
         created_at=now,
         updated_at=now,
     )
-    try:
-        with db.begin_nested():
-            db.add(payment)
-            db.flush()
-    except IntegrityError:
-        raise Conflict(
-            "another payment for this was opened at the same moment", code="payment_pending"
-        ) from None
-    created = provider.create(db, payment)
-    payment.provider_ref = created.provider_ref
-    payment.pay_url = created.pay_url
+
+    def open_with_provider() -> None:
+        # The provider's order first: the payment row is written with its reference.
+        created = provider.create(db, payment)
+        payment.provider_ref, payment.pay_url = created.provider_ref, created.pay_url
+        db.add(payment)
+
+    if new_subject:
+        open_with_provider()  # written with the subject, at the flush below
+    else:
+        try:
+            with db.begin_nested():
+                open_with_provider()
+                db.flush()
+        except IntegrityError:
+            raise Conflict(
+                "another payment for this was opened at the same moment", code="payment_pending"
+            ) from None
     audit.record(
         db,
         "payment.create",
@@ -254,7 +287,7 @@ def create_payment(
             "provider": provider.name,
         },
     )
-    return payment, created.pay_url
+    return payment, pay_url(payment)
 
 
 # Locking and transitions -----------------------------------------------------------------
@@ -298,27 +331,28 @@ def _status(db: Session, payment: Payment, status: PaymentStatus, **detail: obje
 
 
 def _book_premium(db: Session, payment: Payment) -> None:
-    reference = f"payment:{payment.id}"
-    if ledger.is_booked(db, reference):
-        return
-    ledger.book(
-        db,
-        reference,
-        [
-            (ledger.clearing_account(payment.provider), -payment.amount_fen),
-            (ledger.premium_account(payment.insurer_code), payment.amount_fen),
-        ],
-        currency=payment.currency,
-        payment_id=payment.id,
-    )
+    try:
+        ledger.book(
+            db,
+            f"payment:{payment.id}",
+            [
+                (ledger.clearing_account(payment.provider), -payment.amount_fen),
+                (ledger.premium_account(payment.insurer_code), payment.amount_fen),
+            ],
+            currency=payment.currency,
+            payment_id=payment.id,
+        )
+    except LedgerRefused as refused:
+        if refused.code != "ledger_duplicate":
+            raise  # already booked: the money is on the books once
 
 
 def _mark_paid(db: Session, payment: Payment, provider_ref: str | None) -> None:
     """Money arrived: book it; a pending payment succeeds, a closed one is refunded."""
+    _book_premium(db, payment)  # first: the payment's row is then written once, below
     payment.paid_at = clock.now()
     if provider_ref:
         payment.provider_ref = provider_ref
-    _book_premium(db, payment)
     if payment.status == PaymentStatus.pending.value:
         _status(db, payment, PaymentStatus.succeeded)
         for handler in _succeeded.of(payment.purpose):
@@ -374,6 +408,8 @@ def handle_event(db: Session, provider_name: str, event: CallbackEvent) -> Handl
     payment = _lock(db, event.payment_id)
     if payment.provider != provider_name:
         raise NotFound("no such payment", code="unknown_payment")
+    # Read after the lock (a statement of its own, so it sees what a concurrent twin
+    # committed while this one waited).
     seen = db.scalar(
         select(ProviderEvent.id).where(
             ProviderEvent.provider == provider_name, ProviderEvent.event_id == event.event_id

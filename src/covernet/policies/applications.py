@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -31,6 +31,7 @@ from covernet.core.cn_identity import IdCardInfo, age_on, parse_id_number
 from covernet.core.config import get_settings
 from covernet.core.crypto import get_blind_index, get_cipher
 from covernet.core.errors import Conflict, NotFound, ValidationFailed
+from covernet.core.ids import new_id
 from covernet.crm import pool
 from covernet.identity.access import Principal
 from covernet.identity.models import Role
@@ -137,6 +138,8 @@ def _quote(db: Session, who: Principal, quote_id: str) -> Quote:
         raise NotFound("no such quote", code="unknown_quote", detail={"field": "quote_id"})
     if clock.as_utc(quote.valid_until) <= clock.now():
         raise _bad("quote_expired", "the quote has expired; ask for a new one", "quote_id")
+    # After the lock, in a statement of its own: it sees an application a concurrent
+    # twin committed while this one waited.
     used = db.scalar(select(Application.id).where(Application.quote_id == quote.id))
     if used is not None:
         raise Conflict(
@@ -257,46 +260,53 @@ def _check_beneficiaries(data: ApplicationIn) -> None:
 def _referred_holdings(db: Session, insured_index: str, but: str) -> list[rules.Holding]:
     """Paid applications waiting for an underwriter: they count towards the limits, so
     splitting cover into many applications cannot get round them."""
-    rows = db.scalars(
-        select(Application).where(
+    rows = db.execute(
+        select(
+            Application.product_code, Application.product_version_id, Application.sum_insured_fen
+        ).where(
             Application.insured_id_index == insured_index,
             Application.status == ApplicationStatus.referred.value,
             Application.id != but,
         )
     )
     held = []
-    for row in rows:
-        product, _ = catalog.product_at_version(db, row.product_version_id)
-        held.append(
-            rules.Holding(row.product_code, product.line, product.kind, row.sum_insured_fen)
-        )
+    for code, version_id, sum_insured in rows:
+        product, _ = catalog.product_at_version(db, version_id)
+        held.append(rules.Holding(code, product.line, product.kind, sum_insured))
     return held
 
 
 def holdings_of(db: Session, insured_index: str, on: date) -> list[rules.Holding]:
     """Policies the insured holds in force on ``on`` (for limits and suitability)."""
-    rows = db.scalars(
-        select(Policy).where(
+    rows = db.execute(
+        select(
+            Policy.product_code,
+            Policy.product_version_id,
+            Policy.sum_insured_fen,
+            Policy.end_date,
+            Policy.gifted,
+        ).where(
             Policy.insured_id_index == insured_index,
             Policy.status == PolicyStatus.in_force.value,
         )
     )
     held = []
-    for row in rows:
-        if row.end_date is not None and row.end_date < on:
+    for code, version_id, sum_insured, end, gifted in rows:
+        if end is not None and end < on:
             continue
-        product, _ = catalog.product_at_version(db, row.product_version_id)
-        held.append(
-            rules.Holding(
-                row.product_code, product.line, product.kind, row.sum_insured_fen, row.gifted
-            )
-        )
+        product, _ = catalog.product_at_version(db, version_id)
+        held.append(rules.Holding(code, product.line, product.kind, sum_insured, gifted))
     return held
 
 
-def apply(
-    db: Session, who: Principal, data: ApplicationIn, *, ip: str, user_agent: str
-) -> Application:
+class Applied(NamedTuple):
+    """An application just made, and the payment opened for it."""
+
+    app: Application
+    payment: Payment
+
+
+def apply(db: Session, who: Principal, data: ApplicationIn, *, ip: str, user_agent: str) -> Applied:
     assert who.user_id is not None
     today = clock.today()
     quote = _quote(db, who, data.quote_id)
@@ -335,6 +345,8 @@ def apply(
     cipher = get_cipher()
     insured_name = (data.insured or data.applicant).name.strip()
     app = Application(
+        id=new_id(),  # known before the flush: the trace and the payment name it
+        payment_id=new_id(),
         customer_id=who.user_id,
         quote_id=quote.id,
         product_code=product.code,
@@ -380,7 +392,6 @@ def apply(
     if quote.customer_id is None:
         quote.customer_id = who.user_id
     db.add(app)
-    db.flush()
     trace.record_application(
         db, app, docs, version=version, data=data, warnings=warnings, ip=ip, user_agent=user_agent
     )
@@ -393,7 +404,7 @@ def apply(
             institution=advisor.institution,
             advisor_id=advisor.advisor_id,
         )
-    payment, _ = payments.create_payment(
+    payment, _ = payments.create_payment(  # everything above is inserted with it
         db,
         purpose=PURPOSE,
         subject_type=SUBJECT,
@@ -403,8 +414,9 @@ def apply(
         amount_fen=app.premium_fen,
         description=f"{product.name.zh} {quote.plan_code}",
         return_path=f"/applications/{app.id}",
+        new_subject=True,
+        payment_id=app.payment_id,
     )
-    app.payment_id = payment.id
     audit.record(
         db,
         "application.submit",
@@ -416,7 +428,7 @@ def apply(
     # The share link it came through, if any: a purchase once issued (issuance.issue).
     attribution.record(db, "application", app.id)
     pool.on_sale(db, app.customer_id, app.advisor_id)  # the advisor's pool (crm)
-    return app
+    return Applied(app, payment)
 
 
 def get(db: Session, who: Principal, application_id: str) -> Application:
@@ -426,6 +438,27 @@ def get(db: Session, who: Principal, application_id: str) -> Application:
     return app
 
 
+class PolicyRef(NamedTuple):
+    """An issued policy's id and number."""
+
+    id: str
+    policy_no: str
+
+
+def get_with_policy(
+    db: Session, who: Principal, application_id: str
+) -> tuple[Application, PolicyRef | None]:
+    """:func:`get`, with its policy's id and number read in the same statement."""
+    row = db.execute(
+        select(Application, Policy.id, Policy.policy_no)
+        .outerjoin(Policy, Policy.application_id == Application.id)
+        .where(Application.id == application_id)
+    ).first()
+    if row is None or (who.role not in READERS and row[0].customer_id != who.user_id):
+        raise NotFound("no such application", detail={"field": "application_id"})
+    return row[0], PolicyRef(row[1], row[2]) if row[1] is not None else None
+
+
 def policy_of(db: Session, app: Application) -> Policy | None:
     return db.scalar(select(Policy).where(Policy.application_id == app.id))
 
@@ -433,7 +466,7 @@ def policy_of(db: Session, app: Application) -> Policy | None:
 # After payment --------------------------------------------------------------------------
 
 
-def _underwrite(db: Session, app: Application) -> rules.Decision:
+def _underwrite(db: Session, app: Application, quote: Quote | None) -> rules.Decision:
     product, _ = catalog.product_at_version(db, app.product_version_id)
     effective = issuance.effective_date(product, clock.today())
     answers = (
@@ -441,7 +474,6 @@ def _underwrite(db: Session, app: Application) -> rules.Decision:
         if app.health_answers_enc
         else {}
     )
-    quote = db.get(Quote, app.quote_id)
     case = rules.Case(
         product=product,
         plan_code=app.plan_code,
@@ -476,10 +508,16 @@ def _decline(db: Session, app: Application, reason: str, by: audit.Actor) -> Non
     )
 
 
-def _settle(db: Session, app: Application, decision: rules.Decision, by: audit.Actor) -> None:
+def _settle(
+    db: Session,
+    app: Application,
+    decision: rules.Decision,
+    by: audit.Actor,
+    quote: Quote | None = None,
+) -> None:
     trace.system(db, app, "underwriting", outcome=decision.outcome, reason=decision.reason)
     if decision.outcome == "accept":
-        issuance.issue(db, app, by=by)
+        issuance.issue(db, app, by=by, quote=quote)
     elif decision.outcome == "decline":
         _decline(db, app, decision.reason or "declined", by)
     else:
@@ -501,8 +539,9 @@ def on_premium_paid(db: Session, payment: Payment) -> None:
     app = db.get(Application, payment.subject_id, with_for_update=True)
     if app is None or app.status != ApplicationStatus.pending_payment.value:
         return  # already settled: a duplicate or late callback changes nothing
+    quote = db.get(Quote, app.quote_id)  # held here: underwriting and issue both read it
     trace.system(db, app, "paid", payment_id=payment.id, amount_fen=payment.amount_fen)
-    _settle(db, app, _underwrite(db, app), audit.SYSTEM)
+    _settle(db, app, _underwrite(db, app, quote), audit.SYSTEM, quote)
 
 
 @payments.on_failed(PURPOSE)

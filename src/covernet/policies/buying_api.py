@@ -22,6 +22,7 @@ from covernet.identity.access import (
     Caller,
     Customer,
     Db,
+    LaterCustomer,
     Principal,
     Public,
     allow,
@@ -30,6 +31,7 @@ from covernet.identity.access import (
 )
 from covernet.identity.models import Role
 from covernet.payments import service as payments
+from covernet.payments.models import Payment
 from covernet.policies import (
     applications,
     epolicy,
@@ -105,9 +107,20 @@ class ApplicationOut(BaseModel):
     created_at: datetime
 
 
-def application_body(db: Session, app: Application) -> dict[str, Any]:
-    payment = payments.get_payment(db, app.payment_id) if app.payment_id else None
-    policy = applications.policy_of(db, app)
+def application_body(
+    db: Session,
+    app: Application,
+    *,
+    payment: Payment | payments.PaymentState | None = None,
+    policy: Policy | applications.PolicyRef | None = None,
+    known: bool = False,
+) -> dict[str, Any]:
+    """The application as JSON.  ``known``: ``policy`` is all there is (None: none yet),
+    and ``payment`` too when given; what is not known is read."""
+    if not known:
+        policy = applications.policy_of(db, app)
+    if payment is None and app.payment_id:
+        payment = payments.state_of(db, app.payment_id)
     return ApplicationOut(
         application_id=app.id,
         status=app.status,
@@ -130,21 +143,25 @@ def application_body(db: Session, app: Application) -> dict[str, Any]:
 async def submit_application(
     body: applications.ApplicationIn,
     request: Request,
-    who: Customer,
+    caller: LaterCustomer,
     key: IdempotencyKey = None,
 ) -> Response:
-    """Apply from a quote; answers ``pending_payment`` with the payment to make."""
+    """Apply from a quote; answers ``pending_payment`` with the payment to make.  The
+    caller is identified, the key claimed and the application made in one unit of work."""
     ip = client_ip(request)
     agent = request.headers.get("user-agent", "")
 
+    def scope(db: Session) -> str:
+        return f"{caller.identify_in(db).user_id}:applications"
+
     def action(db: Session) -> tuple[int, Any]:
-        app = applications.apply(db, who, body, ip=ip, user_agent=agent)
+        made = applications.apply(db, caller.identify_in(db), body, ip=ip, user_agent=agent)
         db.flush()
-        return 201, application_body(db, app)
+        return 201, application_body(db, made.app, payment=made.payment, known=True)
 
     status, result, replayed = await run_in_threadpool(
         idempotency.run_once,
-        scope=f"{who.user_id}:applications",
+        scope=scope,
         key=key,
         body=body.model_dump(mode="json"),
         action=action,
@@ -156,9 +173,12 @@ async def submit_application(
 @router.get("/applications/{application_id}", response_model=ApplicationOut)
 async def read_application(application_id: str, caller: LaterReader) -> Response:
     """Polled while a payment is confirmed: one thread hop, one unit of work."""
-    body = await caller.run(
-        lambda db, who: application_body(db, applications.get(db, who, application_id))
-    )
+
+    def read(db: Session, who: Principal) -> dict[str, Any]:
+        app, policy = applications.get_with_policy(db, who, application_id)
+        return application_body(db, app, policy=policy, known=True)
+
+    body = await caller.run(read)
     return JSONResponse(body)  # already shaped by ApplicationOut
 
 

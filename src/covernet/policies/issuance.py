@@ -13,6 +13,7 @@ from covernet.catalog import service as catalog
 from covernet.catalog.pricing import end_date
 from covernet.catalog.spec import Product
 from covernet.core import clock
+from covernet.core.ids import new_id
 from covernet.integration import outbox, payloads
 from covernet.policies import trace
 from covernet.policies.models import Application, ApplicationStatus, Policy, PolicyStatus, Quote
@@ -37,14 +38,17 @@ def effective_date(product: Product, paid_on: date) -> date:
     return paid_on + timedelta(days=product.effective_after_days)
 
 
-def issue(db: Session, app: Application, *, by: audit.Actor) -> Policy:
+def issue(db: Session, app: Application, *, by: audit.Actor, quote: Quote | None = None) -> Policy:
+    """Issue the application's policy (``quote``: the application's, when already read)."""
     product, _ = catalog.product_at_version(db, app.product_version_id)
     today = clock.today()
-    quote = db.get(Quote, app.quote_id)
+    if quote is None or quote.id != app.quote_id:
+        quote = db.get(Quote, app.quote_id)
     start = max(effective_date(product, today), quote.effective_date if quote else today)
     renewing = app.renewal_of is not None  # continuous cover: no new waiting period
     term = next(t for t in product.terms_options if t.code == app.term_code)
     policy = Policy(
+        id=new_id(),  # known before the flush: the audit entry and the outbox name it
         policy_no=policy_number(today),
         verification_code=_code(12),
         application_id=app.id,
@@ -77,7 +81,6 @@ def issue(db: Session, app: Application, *, by: audit.Actor) -> Policy:
         renewal_consent_at=clock.now() if renewing else None,
     )
     db.add(policy)
-    db.flush()
     app.status, app.updated_at = ApplicationStatus.issued.value, clock.now()
     trace.system(db, app, "issued", policy_no=policy.policy_no, effective_date=start.isoformat())
     audit.record(

@@ -142,7 +142,7 @@ def apply_submit(
         def action(work: Session) -> tuple[int, Any]:
             made = applications.apply(work, who, data, ip=ip, user_agent=agent)
             work.flush()
-            return 201, application_body(work, made)
+            return 201, application_body(work, made.app, payment=made.payment, known=True)
 
         _, result, replayed = idempotency.run_once(
             scope=f"{who.user_id}:{IDEMPOTENCY_SCOPE}",

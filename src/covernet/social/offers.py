@@ -399,13 +399,16 @@ def on_premium_paid(db: Session, payment: Payment) -> None:
     after the policies domain's own handler in the same callback)."""
     if payment.subject_type != applications.SUBJECT:
         return
-    app = db.get(Application, payment.subject_id)
-    if app is None:
-        return
-    offer = db.scalar(select(Offer).where(Offer.quote_id == app.quote_id).with_for_update())
+    offer = db.scalar(  # the offer whose quote the application was made from, if any
+        select(Offer)
+        .join(Application, Application.quote_id == Offer.quote_id)
+        .where(Application.id == payment.subject_id)
+        .with_for_update(of=Offer)
+    )
     if offer is None:
         return
-    policy = applications.policy_of(db, app)
+    app = db.get(Application, payment.subject_id)
+    policy = applications.policy_of(db, app) if app is not None else None
     if policy is None:  # declined or referred: not bought (yet)
         return
     _purchased(db, offer, policy)

@@ -77,7 +77,8 @@ class PaymentProvider(Protocol):
     name: str
 
     def create(self, db: Session, payment: Payment) -> Created:
-        """Open an order with the provider: where to send the payer, and its reference."""
+        """Open an order with the provider: where to send the payer, and its reference.
+        Called before the payment's row is written (it is written with both)."""
         ...
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:

@@ -107,7 +107,6 @@ class SandboxProvider:
                 status="open",
             )
         )
-        db.flush()
         base = get_settings().public_url.rstrip("/")
         return Created(pay_url=f"{base}/sandbox/pay/{payment.id}", provider_ref=ref)
 
