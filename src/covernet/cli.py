@@ -573,21 +573,30 @@ def serve(
     port: Annotated[int, typer.Option(help="port")] = 8000,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
 ) -> None:
-    """Serve the web app and API with uvicorn."""
-    import uvicorn
+    """Serve the web app and API with uvicorn (with several workers, each on a socket
+    of its own, so connections are spread evenly: see ``covernet.serving``)."""
+    from covernet import serving
 
     console.print(f"serving on http://{host}:{port} with {workers} worker(s)")
-    uvicorn.run(
-        "covernet.app:create_app",
-        proxy_headers=True,
-        forwarded_allow_ips=get_settings().trusted_proxies,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=os.environ.get("COVERNET_LOG_LEVEL", "info"),
-        access_log=False,
-    )
+    try:
+        code = serving.serve(
+            {
+                "app": "covernet.app:create_app",
+                "proxy_headers": True,
+                "forwarded_allow_ips": get_settings().trusted_proxies,
+                "factory": True,
+                "host": host,
+                "port": port,
+                "log_level": os.environ.get("COVERNET_LOG_LEVEL", "info"),
+                "access_log": False,
+            },
+            workers,
+        )
+    except OSError as exc:
+        console.print(f"[red]cannot listen on {host}:{port}: {exc.strerror or exc}[/]")
+        raise typer.Exit(serving.STARTUP_FAILURE) from None
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:
