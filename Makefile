@@ -28,3 +28,4 @@ bench: setup
 	$(VENV)/python bench/quote.py
 	$(VENV)/python bench/issue.py
 	$(VENV)/python bench/buy.py
+	$(VENV)/python bench/red_envelope.py

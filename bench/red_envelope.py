@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clientproc import run_client
 from quote import HOST, ROOT, Server, app_env, database, free_port, percentile, prepare, say
 
-GOALS = {"grabs/s": 2_000.0, "sold-out/s": 8_000.0}
+GOALS = {"grabs/s": 2_000.0, "grabs/s across many": 5_000.0, "sold-out/s": 8_000.0}
 CONNECTION_ERRORS = (OSError, EOFError, asyncio.IncompleteReadError, ValueError)
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 SHARES = 100
@@ -53,9 +53,9 @@ from covernet.identity import service as identity
 from covernet.identity.access import Principal
 from covernet.identity.models import Role, User
 from covernet.payments import service as payments
-from covernet.social import service
+from covernet.social import grabs, service
 
-clients, envelopes = int(sys.argv[1]), int(sys.argv[2])
+clients, envelopes, many = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 with unit_of_work() as db:
     users = [User(role="customer", name=f"客户{i}", password_hash="-") for i in range(clients + 2)]
     db.add_all(users)
@@ -63,17 +63,20 @@ with unit_of_work() as db:
     tokens = [identity.open_session(db, u, kind="bearer", user_agent="bench").token for u in users]
     sender = Principal(role=Role.customer, user_id=users[-1].id)
     made = []
-    for n in range(envelopes + 1):
+    for n in range(envelopes + many + 1):
         data = service.EnvelopeIn(
             product_code="accident-monthly", plan_code="basic",
-            shares=1 if n == envelopes else 100, split="random",
+            shares=1 if n == envelopes + many else 100, split="random",
         )
         envelope, _ = service.create(db, sender, data)
         service.on_gift_paid(db, payments.get_payment(db, envelope.payment_id))
         made.append(envelope.id)
     sold = made.pop()
-    service.grab(db, Principal(role=Role.customer, user_id=users[-2].id), sold)
-print(json.dumps({"tokens": tokens[:clients], "envelopes": made, "sold_out": sold}))
+    grabs.grab(db, Principal(role=Role.customer, user_id=users[-2].id), sold)
+print(json.dumps({
+    "tokens": tokens[:clients], "envelopes": made[:envelopes], "many": made[envelopes:],
+    "sold_out": sold,
+}))
 """
 
 CHECK = """
@@ -170,12 +173,36 @@ async def _connection(job: dict[str, Any], token: str, out: dict[str, Any]) -> N
         writer.close()
 
 
+async def _many(job: dict[str, Any], index: int, token: str, out: dict[str, Any]) -> None:
+    """Grab ``many_grabs`` envelopes of the many, starting at this client's own: at any
+    moment the clients are spread over as many envelopes as there are clients."""
+    envelopes = job["many"]
+    reader, writer = await asyncio.open_connection(HOST, job["port"])
+    try:
+        for step in range(job["many_grabs"]):
+            raw = _grab_request(envelopes[(index + step) % len(envelopes)], token)
+            t0 = time.perf_counter_ns()
+            status, body = await _request(reader, writer, raw)
+            took = time.perf_counter_ns() - t0
+            if status == 201:
+                out["many"]["ok"] += 1
+                out["many_lat"].append(took)
+            else:
+                out["many"][f"{status}:{body[:60]!r}"] += 1
+    except CONNECTION_ERRORS as exc:
+        out["errors"][type(exc).__name__] += 1
+    finally:
+        writer.close()
+
+
 async def _drive(job: dict[str, Any], barrier: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "hot": Counter(),
+        "many": Counter(),
         "sold": Counter(),
         "errors": Counter(),
         "hot_lat": [],
+        "many_lat": [],
         "sold_lat": [],
         "sold_only_lat": [],
         "hot_end": 0.0,
@@ -187,6 +214,13 @@ async def _drive(job: dict[str, Any], barrier: Any) -> dict[str, Any]:
     await asyncio.gather(*hot)
     out["hot_end"] = time.monotonic()
     await asyncio.to_thread(barrier.wait)  # every process finished the hot phase
+    out["many_start"] = time.monotonic()
+    if job["many"]:
+        await asyncio.gather(
+            *(_many(job, i, t, out) for i, t in zip(job["indexes"], job["tokens"], strict=True))
+        )
+    out["many_end"] = time.monotonic()
+    await asyncio.to_thread(barrier.wait)  # every process finished the many phase
     out["sold_start"] = time.monotonic()
     await asyncio.gather(*(_sold_only(job, t, out) for t in job["tokens"]))
     out["sold_end"] = time.monotonic()
@@ -205,7 +239,9 @@ def _client_main(job: dict[str, Any], barrier: Any, results: Any) -> None:
     run_client(_drive, job, barrier, results)
 
 
-def load(port: int, setup: dict[str, Any], *, processes: int, seconds: float) -> list[Any]:
+def load(
+    port: int, setup: dict[str, Any], *, processes: int, seconds: float, many_grabs: int
+) -> list[Any]:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(processes + 1)
     results = ctx.Queue()
@@ -215,7 +251,10 @@ def load(port: int, setup: dict[str, Any], *, processes: int, seconds: float) ->
         job = {
             "port": port,
             "tokens": tokens[i::processes],
+            "indexes": list(range(len(tokens)))[i::processes],
             "envelopes": setup["envelopes"],
+            "many": setup["many"],
+            "many_grabs": many_grabs,
             "sold_out": setup["sold_out"],
             "seconds": seconds,
         }
@@ -224,7 +263,7 @@ def load(port: int, setup: dict[str, Any], *, processes: int, seconds: float) ->
         children.append(child)
     outs = []
     try:
-        for _ in range(2):
+        for _ in range(3):
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=600)
         for _ in children:
@@ -252,51 +291,74 @@ def bench(args: argparse.Namespace, url: str | None, tmp: Path) -> bool:
         say(f"{description}: covernet demo")
         prepare(env)
         say(f"{args.clients} customers, {args.envelopes} envelopes of {SHARES} shares")
-        setup = run_in_app_env(env, SETUP, str(args.clients), str(args.envelopes))
+        many = args.many_envelopes if args.many_grabs else 0
+        setup = run_in_app_env(env, SETUP, str(args.clients), str(args.envelopes), str(many))
         server = Server(env, args.workers, free_port(), tmp / "server.log")
         try:
             server.start()
             server.wait_healthy()
             say(f"covernet serve --workers {args.workers}; {args.processes} client processes")
-            outs = load(server.port, setup, processes=args.processes, seconds=args.seconds)
+            outs = load(
+                server.port,
+                setup,
+                processes=args.processes,
+                seconds=args.seconds,
+                many_grabs=args.many_grabs,
+            )
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\nserver log (tail):\n{server.log_tail()}") from exc
         finally:
             server.stop()
         check = run_in_app_env(env, CHECK)
-    hot, sold, errors = Counter[str](), Counter[str](), Counter[str]()
+    hot, many, sold, errors = Counter[str](), Counter[str](), Counter[str](), Counter[str]()
     for o in outs:
         hot.update(o["hot"])
+        many.update(o["many"])
         sold.update(o["sold"])
         errors.update(o["errors"])
     hot_s = max(o["hot_end"] for o in outs) - min(o["start"] for o in outs)
+    many_s = max(o["many_end"] for o in outs) - min(o["many_start"] for o in outs)
     sold_s = max(o["sold_end"] for o in outs) - min(o["sold_start"] for o in outs)
     hot_lat = [x for o in outs for x in o["hot_lat"]]
     sold_lat = [x for o in outs for x in o["sold_lat"]]
     sold_only = [x for o in outs for x in o["sold_only_lat"]]
+    many_lat = [x for o in outs for x in o["many_lat"]]
     rates = {
         "grabs/s": hot["ok"] / hot_s if hot_s else 0.0,
+        "grabs/s across many": many["ok"] / many_s if many_s and many else 0.0,
         "sold-out/s": sold["sold_out"] / sold_s if sold_s else 0.0,
     }
     print()
     print(f"Covernet red envelope benchmark — {description}, {args.workers} app processes")
     ms = {
         name: (_pct(values, 0.50), _pct(values, 0.99))
-        for name, values in (("hot", hot_lat), ("sold", sold_lat), ("only", sold_only))
+        for name, values in (
+            ("hot", hot_lat),
+            ("many", many_lat),
+            ("sold", sold_lat),
+            ("only", sold_only),
+        )
     }
     print(
         f"  hot phase {hot_s:6.2f}s {hot['ok']:>7,} grabs   {rates['grabs/s']:>8,.0f}/s"
         f"  p50 {ms['hot'][0]:6.2f} ms  p99 {ms['hot'][1]:6.2f} ms"
         f"  (+{hot['sold_out']:,} sold out, p99 {ms['sold'][1]:.2f} ms)"
     )
+    if many:
+        print(
+            f"  many      {many_s:6.2f}s {many['ok']:>7,} grabs   "
+            f"{rates['grabs/s across many']:>8,.0f}/s  p50 {ms['many'][0]:6.2f} ms  "
+            f"p99 {ms['many'][1]:6.2f} ms  ({len(setup['many'])} envelopes, "
+            f"{args.many_grabs} grabs per client)"
+        )
     print(
         f"  sold out  {sold_s:6.2f}s {sold['sold_out']:>7,} answers {rates['sold-out/s']:>8,.0f}/s"
         f"  p50 {ms['only'][0]:6.2f} ms  p99 {ms['only'][1]:6.2f} ms"
     )
-    unexpected = {k: v for k, v in (hot + sold).items() if k not in ("ok", "sold_out")}
+    unexpected = {k: v for k, v in (hot + many + sold).items() if k not in ("ok", "sold_out")}
     if unexpected or errors:
         print(f"  unexpected answers {dict(unexpected)} connection errors {dict(errors)}")
-    expected = hot["ok"] + 1  # the sold-out envelope's one share, grabbed in the setup
+    expected = hot["ok"] + many["ok"] + 1  # +1: the sold-out envelope's, in the setup
     ok = check["grabbed"] == expected and check["pairs"] == check["grabbed"] and not check["over"]
     print(
         f"  database: {check['grabbed']:,} shares grabbed (answers said {expected:,}), "
@@ -304,6 +366,8 @@ def bench(args: argparse.Namespace, url: str | None, tmp: Path) -> bool:
         f" → {'OK' if ok else 'MISMATCH'}"
     )
     for name, goal in GOALS.items():
+        if name not in rates or (name == "grabs/s across many" and not many):
+            continue
         verdict = "meets" if rates[name] >= goal else "misses"
         print(f"  goal {name} ≥ {goal:,.0f}: {verdict} ({rates[name]:,.0f})")
     return ok and not unexpected and not errors
@@ -314,6 +378,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=256, help="customers/connections (256)")
     p.add_argument("--processes", type=int, default=4, help="client processes (4)")
     p.add_argument("--envelopes", type=int, default=200, help="hot envelopes (200)")
+    p.add_argument(
+        "--many-envelopes", type=int, default=256, help="envelopes of the many phase (256)"
+    )
+    p.add_argument(
+        "--many-grabs",
+        type=int,
+        default=40,
+        help="grabs per client in the many phase (40; 0: skip)",
+    )
     p.add_argument("--seconds", type=float, default=10, help="sold-out phase length (10)")
     p.add_argument("--workers", type=int, default=2, help="app processes (2)")
     p.add_argument("--databases", default="postgresql", help="postgresql and/or sqlite")

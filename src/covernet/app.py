@@ -43,6 +43,7 @@ from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import get_engine
 from covernet.core.errors import CovernetError, ErrorOut
+from covernet.core.fastlane import FastLanes
 from covernet.core.runtime import tune_gc
 from covernet.crm import api as crm_api
 from covernet.crm import consents as crm_consents
@@ -174,6 +175,7 @@ def create_app() -> FastAPI:
         )
         return _respond(request, error)
 
+    app.add_middleware(FastLanes, lanes=social_api.LANES, render=_respond)
     app.add_middleware(share_links_api.ShareAttribution)
     app.add_middleware(ContainUnexpectedErrors)
 

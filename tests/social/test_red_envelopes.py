@@ -19,7 +19,7 @@ from covernet.identity.access import Principal
 from covernet.identity.models import Role
 from covernet.payments.models import Refund
 from covernet.policies.models import Application, Policy, TraceEvent
-from covernet.social import service, tasks
+from covernet.social import grabs, tasks
 from covernet.social.models import RedEnvelopeShare
 from tests.conftest import bearer, staff_headers
 from tests.policies.buying import APPLICANT_ID, documents, pay
@@ -129,7 +129,7 @@ def test_concurrent_grabs_never_exceed_shares(
         barrier.wait()
         try:
             with unit_of_work(db_url) as db:
-                service.grab(db, who, env["envelope_id"])
+                grabs.grab(db, who, env["envelope_id"])
             outcomes.append("ok")
         except CovernetError as e:
             outcomes.append(e.code)

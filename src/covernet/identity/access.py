@@ -11,7 +11,7 @@ that declares none.  Callers are found, in order, by an ``X-API-Key`` header
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from covernet.core.db import session_factory, unit_of_work
-from covernet.core.errors import Forbidden, Unauthenticated
+from covernet.core.errors import CovernetError, Forbidden, Unauthenticated
 from covernet.identity import service
 from covernet.identity.models import MACHINE_ROLES, STAFF_ROLES, Role
 
@@ -103,7 +103,8 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _has_credentials(request: Request) -> bool:
+def has_credentials(request: Request) -> bool:
+    """Whether the request presents a credential at all (not whether it is valid)."""
     headers = request.headers
     return bool(
         headers.get("x-api-key")
@@ -120,7 +121,7 @@ async def _principal(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    if _has_credentials(request):
+    if has_credentials(request):
         db = getattr(request.state, "db", None)
         if isinstance(db, Session):  # the route's own unit of work (``Db`` declared first)
             principal = await run_in_threadpool(_identify, request, db)
@@ -137,7 +138,17 @@ def _identify_in_own_session(request: Request) -> Principal:
         return _identify(request, db)
 
 
-def _identify(request: Request, db: Session) -> Principal:
+SignedInLookup = Callable[[str, str], "service.SignedIn | None"]
+
+
+def _identify(request: Request, db: Session, lookup: SignedInLookup | None = None) -> Principal:
+    """The caller of ``request``; ``lookup`` (token, kind) finds sessions read before
+    (:func:`identify_all`), else each is read here."""
+    if lookup is None:
+
+        def lookup(token: str, kind: str) -> service.SignedIn | None:
+            return service.signed_in(db, token, kind=kind)
+
     api_key = request.headers.get("x-api-key")
     if api_key:
         row = service.resolve_api_key(db, api_key)
@@ -157,7 +168,7 @@ def _identify(request: Request, db: Session) -> Principal:
             raise Unauthenticated(
                 "use 'Authorization: Bearer <access_token>'", code="invalid_token"
             )
-        found = service.signed_in(db, token.strip(), kind="bearer")
+        found = lookup(token.strip(), "bearer")
         if found is None:
             raise Unauthenticated(
                 "the access token is not valid or has expired", code="invalid_token"
@@ -171,7 +182,7 @@ def _identify(request: Request, db: Session) -> Principal:
         )
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        found = service.signed_in(db, cookie, kind="cookie")
+        found = lookup(cookie, "cookie")
         if found is not None:
             principal = Principal(
                 role=Role(found.role),
@@ -234,6 +245,17 @@ class Caller:
         self.request.state.principal = principal
         return _admit(principal, self.roles)
 
+    def _session_token(self) -> str | None:
+        """The bearer token or session cookie this caller presents, if any."""
+        headers = self.request.headers
+        if headers.get("x-api-key"):
+            return None
+        auth = headers.get("authorization")
+        if auth:
+            scheme, _, token = auth.partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token else None
+        return self.request.cookies.get(SESSION_COOKIE)
+
     async def run(self, work: Callable[[Session, Principal], T]) -> T:
         """``work(db, caller)`` in one unit of work, the caller identified in it: one
         thread hop, one pool checkout and one commit for the whole request."""
@@ -245,13 +267,32 @@ class Caller:
         return await run_in_threadpool(in_unit_of_work)
 
 
+def identify_all(db: Session, callers: Sequence[Caller]) -> list[Principal | CovernetError]:
+    """Each caller identified and admitted (or refused) as by :meth:`Caller.identify_in`,
+    with every session token read in one query (coalesced requests)."""
+    tokens = [token for caller in callers if (token := caller._session_token())]
+    lookup = service.signed_in_many(db, tokens)
+    identified: list[Principal | CovernetError] = []
+    for caller in callers:
+        try:
+            cached = getattr(caller.request.state, "principal", None)
+            principal = (
+                cached if isinstance(cached, Principal) else _identify(caller.request, db, lookup)
+            )
+            caller.request.state.principal = principal
+            identified.append(_admit(principal, caller.roles))
+        except CovernetError as error:
+            identified.append(error)
+    return identified
+
+
 def allow_later(*roles: Role) -> Any:
     """Like :func:`allow`, but the credential is only required to be present here (401
     without one); the route identifies the caller with :meth:`Caller.identify_in`."""
     allowed = frozenset(roles)
 
     async def check(request: Request) -> Caller:
-        if not _has_credentials(request):
+        if not has_credentials(request):
             raise Unauthenticated("sign in first", code="unauthenticated")
         return Caller(request, allowed)
 

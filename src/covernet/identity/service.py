@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -519,8 +520,29 @@ def signed_in(db: Session, token: str, *, kind: str) -> SignedIn | None:
         )
         .first()
     )
-    if row is None:
-        return None
+    return _valid(row, kind) if row is not None else None
+
+
+def signed_in_many(db: Session, tokens: Collection[str]) -> Callable[[str, str], SignedIn | None]:
+    """:func:`signed_in` for many tokens in one query: a look-up of (token, kind)."""
+    by_hash = {_token_hash(token): token for token in set(tokens)}
+    rows: dict[str, Any] = {}
+    if by_hash:
+        found = db.connection().execute(
+            _SIGNED_IN.add_columns(AuthSession.token_hash).where(
+                AuthSession.token_hash.in_(list(by_hash))
+            )
+        )
+        rows = {by_hash[row[-1]]: row[:-1] for row in found}
+
+    def lookup(token: str, kind: str) -> SignedIn | None:
+        row = rows.get(token)
+        return _valid(row, kind) if row is not None else None
+
+    return lookup
+
+
+def _valid(row: Any, kind: str) -> SignedIn | None:
     session_id, found_kind, csrf, expires_at, revoked_at, user_id, role, name, active = row
     if found_kind != kind or revoked_at is not None or expires_at <= clock.now() or not active:
         return None

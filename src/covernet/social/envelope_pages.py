@@ -37,7 +37,7 @@ from covernet.identity.access import Db, Principal, Public, client_ip
 from covernet.identity.models import Role
 from covernet.payments.models import PaymentStatus
 from covernet.policies import applications
-from covernet.social import activation_form, service
+from covernet.social import activation_form, grabs, service
 from covernet.social.models import EnvelopeStatus, RedEnvelope
 from covernet.web import csrf
 from covernet.web.csrf import PostedForm
@@ -110,7 +110,7 @@ def grab_envelope(
     _customer(who)
     lang = i18n.negotiate_lang(request)
     try:
-        service.grab(db, who, envelope_id)
+        grabs.grab(db, who, envelope_id)
     except CovernetError as exc:
         if exc.status == 404:
             raise

@@ -5,10 +5,10 @@ grab one each and activate it into a gifted policy in their own name.
   100 yuan per recipient), splits the cover (:mod:`covernet.social.split`), stores one
   row per share and opens the payment (purpose ``gift``); the envelope opens when it
   succeeds (:func:`on_gift_paid`, in the callback's transaction).
-- **Grab** claims one free share with a single conditional ``UPDATE … RETURNING``
-  (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); the unique (envelope, grabber) index makes
-  one grab per person whatever the concurrency, and ``sold_out`` on the envelope answers
-  later grabs without touching the shares.
+- **Grab** (:mod:`covernet.social.grabs`) claims free shares with conditional
+  ``UPDATE … RETURNING`` statements, many grabs at a time; the unique (envelope,
+  grabber) index makes one grab per person whatever the concurrency, and ``sold_out``
+  on the envelope answers later grabs without touching the shares.
 - **Activate** checks the recipient, the documents they confirmed and underwriting
   (``gifted=True``) and issues the policy through ``issuance.issue``.
 - **Expire** (:mod:`covernet.social.tasks`) refunds shares never grabbed or never
@@ -17,14 +17,12 @@ grab one each and activate it into a gifted policy in their own name.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import exists, false, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import exists, false, select, update
 from sqlalchemy.orm import Session
 
 from covernet.audit import service as audit
@@ -54,19 +52,9 @@ GIFT_LINES = frozenset({Line.accident, *HEALTH_LINES})
 MAX_GIFT_PREMIUM_FEN = 10_000  # R12: 100 yuan per person per gift
 MAX_SHARES = 100
 FLOOR_DIVISOR = 5  # a random share gets at least a fifth of the mean premium
-# Envelopes this process has seen sold out.  A share never goes back to the pool (an
-# expired one is refunded), so sold out is for good and later grabs need no query.
-SOLD_OUT: set[str] = set()
-SOLD_OUT_MAX = 100_000
 
 
-def _remember_sold_out(envelope_id: str) -> None:
-    if len(SOLD_OUT) >= SOLD_OUT_MAX:
-        SOLD_OUT.clear()
-    SOLD_OUT.add(envelope_id)
-
-
-def _hours(name: str) -> timedelta:
+def hours(name: str) -> timedelta:
     return timedelta(hours=int(getattr(get_settings(), name, 24)))
 
 
@@ -295,7 +283,7 @@ def on_gift_paid(db: Session, payment: Payment) -> None:
         return
     now = clock.now()
     envelope.status, envelope.opened_at = EnvelopeStatus.open.value, now
-    envelope.expires_at = now + _hours("red_envelope_open_hours")
+    envelope.expires_at = now + hours("red_envelope_open_hours")
 
 
 @payments.on_failed(PURPOSE)
@@ -313,98 +301,6 @@ def _envelope(db: Session, envelope_id: str) -> RedEnvelope:
     if envelope is None:
         raise NotFound("no such red envelope", code="unknown_envelope")
     return envelope
-
-
-def _sold_out() -> Conflict:
-    return Conflict("every share of this envelope has been grabbed", code="sold_out")
-
-
-_CLAIM_PG = text(
-    "UPDATE red_envelope_shares SET grabbed_by = :who, grabbed_at = :now, "
-    "hold_until = :hold, status = 'held' "
-    "WHERE id = (SELECT id FROM red_envelope_shares WHERE envelope_id = :env "
-    "AND grabbed_by IS NULL AND status = 'available' ORDER BY seq LIMIT 1 "
-    "FOR UPDATE SKIP LOCKED) RETURNING id"
-)
-_CLAIM_SQLITE = text(
-    "UPDATE red_envelope_shares SET grabbed_by = :who, grabbed_at = :now, "
-    "hold_until = :hold, status = 'held' "
-    "WHERE id = (SELECT id FROM red_envelope_shares WHERE envelope_id = :env "
-    "AND grabbed_by IS NULL AND status = 'available' ORDER BY seq LIMIT 1) "
-    "AND grabbed_by IS NULL RETURNING id"
-)
-
-
-def grab(db: Session, who: Principal, envelope_id: str) -> RedEnvelopeShare:
-    """Claim one share for ``who``, or raise (``sold_out``, ``already_grabbed``, …)."""
-    share = try_grab(db, who, envelope_id)
-    if share is None:
-        raise _sold_out()
-    return share
-
-
-def try_grab(db: Session, who: Principal, envelope_id: str) -> RedEnvelopeShare | None:
-    """Like :func:`grab`, but sold out is an answer (``None``), not an error, so the
-    caller's transaction commits the envelope's ``sold_out`` flag: later grabs are then
-    answered from that one column."""
-    assert who.user_id is not None
-    envelope = _envelope(db, envelope_id)
-    if envelope.sender_id == who.user_id:
-        raise Conflict("you cannot grab your own red envelope", code="own_envelope")
-    if envelope.status != EnvelopeStatus.open.value:
-        if envelope.status == EnvelopeStatus.closed.value:
-            raise _sold_out()
-        raise Conflict(f"the envelope is {envelope.status}", code="envelope_not_open")
-    now = clock.now()
-    if envelope.expires_at is not None and clock.as_utc(envelope.expires_at) <= now:
-        raise Conflict("the envelope has expired", code="envelope_expired")
-    if envelope.sold_out:
-        _remember_sold_out(envelope.id)
-        return None
-    mine = db.scalar(
-        select(RedEnvelopeShare).where(
-            RedEnvelopeShare.envelope_id == envelope.id, RedEnvelopeShare.grabbed_by == who.user_id
-        )
-    )
-    if mine is not None:
-        raise Conflict(
-            "you already grabbed this envelope", code="already_grabbed", detail={"grab_id": mine.id}
-        )
-    claim = _CLAIM_PG if db.get_bind().dialect.name == "postgresql" else _CLAIM_SQLITE
-    params = {
-        "who": who.user_id,
-        "now": now,
-        "hold": now + _hours("red_envelope_hold_hours"),
-        "env": envelope.id,
-    }
-    for attempt in range(6):
-        if attempt:
-            time.sleep(0.002 * 2**attempt)  # the free shares were locked by grabs in flight
-        try:  # no savepoint: a unique violation ends this request's transaction anyway
-            share_id = db.execute(claim, params).scalar()
-        except IntegrityError:  # a concurrent grab by the same person won
-            raise Conflict("you already grabbed this envelope", code="already_grabbed") from None
-        if share_id is not None:
-            share = db.get(RedEnvelopeShare, share_id, populate_existing=True)
-            assert share is not None
-            return share
-        free = db.scalar(
-            select(
-                exists().where(
-                    RedEnvelopeShare.envelope_id == envelope.id,
-                    RedEnvelopeShare.status == ShareStatus.available.value,
-                )
-            )
-        )
-        if not free:  # none left (not merely locked by grabs in flight)
-            db.execute(
-                update(RedEnvelope)
-                .where(RedEnvelope.id == envelope.id, RedEnvelope.sold_out.is_(False))
-                .values(sold_out=True)
-            )
-            _remember_sold_out(envelope.id)
-            return None
-    raise Conflict("the envelope is busy; try again", code="try_again")
 
 
 # Activate ------------------------------------------------------------------------------
