@@ -41,7 +41,7 @@ from covernet.consult import chat as desk_chat
 from covernet.consult import pages as desk_pages
 from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
-from covernet.core.db import get_engine
+from covernet.core.db import dispose_loop_engines, get_engine
 from covernet.core.errors import CovernetError, ErrorOut
 from covernet.core.fastlane import FastLanes
 from covernet.core.runtime import tune_gc
@@ -108,6 +108,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
     if stop_sandbox is not None:
         await stop_sandbox()
+    await dispose_loop_engines()
 
 
 class ContainUnexpectedErrors:

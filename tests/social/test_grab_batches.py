@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import event, select, update
 
 from covernet.core import clock
-from covernet.core.db import get_engine, unit_of_work
+from covernet.core.db import dispose_loop_engines, get_engine, unit_of_work
 from covernet.core.errors import CovernetError
 from covernet.identity import service as identity
 from covernet.identity.access import Principal
@@ -167,7 +167,10 @@ def test_concurrent_api_grabs_share_batches(app: Any, db_url: str) -> None:
             path = f"/api/v1/red-envelopes/{env}/grab"
             sends = [c.post(path, headers={"Authorization": f"Bearer {t}"}) for t in tokens]
             sends.append(c.post(path, headers={"Authorization": f"Bearer {tokens[0]}"}))
-            return list(await asyncio.gather(*sends))
+            try:
+                return list(await asyncio.gather(*sends))
+            finally:
+                await dispose_loop_engines()  # no lifespan here to close them
 
     answers = run_async(crowd_grabs())
     statuses = sorted(a.status_code for a in answers)

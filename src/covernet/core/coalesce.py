@@ -1,12 +1,12 @@
 """Request coalescing: concurrent requests of one kind in a process, handled together.
 
 A hot route hands its request to the process's :class:`Coalescer` and awaits its own
-outcome.  While one batch is being handled (in a worker thread, in one unit of work of
-the handler's choosing), the requests that arrive meanwhile queue; when it is done they
-all go together as the next batch.  Under light load a batch is one request and nothing
-waits; under heavy load one thread hop, one transaction and a few set-based statements
-serve hundreds of requests.  Every request is answered only after its batch has
-committed, so nothing lives only in a process's memory.
+outcome.  While one batch is being handled (by an async handler, typically in one unit
+of work: :func:`covernet.core.db.unit_of_work_async`), the requests that arrive
+meanwhile queue; when it is done they all go together as the next batch.  Under light
+load a batch is one request and nothing waits; under heavy load one transaction and a
+few set-based statements serve hundreds of requests.  Every request is answered only
+after its batch has committed, so nothing lives only in a process's memory.
 
 The handler returns one outcome per request, in order: a value, or an exception that is
 raised in that request alone.  If the handler itself raises, every request of the batch
@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
-
-import anyio.to_thread
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -29,12 +27,11 @@ MAX_BATCH = 256
 
 
 class Coalescer(Generic[In, Out]):
-    """Batches of ``In`` handled by ``handle`` in a worker thread, one batch at a time
-    per event loop."""
+    """Batches of ``In`` handled by ``handle``, one batch at a time per event loop."""
 
     def __init__(
         self,
-        handle: Callable[[Sequence[In]], Sequence[Out | BaseException]],
+        handle: Callable[[Sequence[In]], Awaitable[Sequence[Out | BaseException]]],
         max_batch: int = MAX_BATCH,
     ) -> None:
         self.handle = handle
@@ -68,7 +65,7 @@ class Coalescer(Generic[In, Out]):
             batch = state.queue[: self.max_batch]
             del state.queue[: len(batch)]
             try:
-                outcomes = await anyio.to_thread.run_sync(self.handle, [i for i, _ in batch])
+                outcomes = await self.handle([i for i, _ in batch])
                 if len(outcomes) != len(batch):
                     raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
             except BaseException as exc:  # the whole batch failed: each request hears it

@@ -7,19 +7,27 @@ the end and rolls back on error.  Services flush, never commit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import MissingGreenlet
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 
 from covernet.core import clock
 from covernet.core.config import get_settings
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -129,3 +137,68 @@ def unit_of_work(url: str | None = None) -> Iterator[Session]:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+# A unit of work on the event loop (PostgreSQL) ---------------------------------------------
+
+_loop_engines: dict[tuple[str, int], tuple[Any, AsyncEngine]] = {}
+
+
+def _loop_engine(url: str) -> AsyncEngine:
+    """The async engine of ``url`` for the running event loop (its connections belong to
+    the loop they were made on)."""
+    loop = asyncio.get_running_loop()
+    key = (url, id(loop))
+    found = _loop_engines.get(key)
+    if found is None or found[0] is not loop:
+        settings = get_settings()
+        engine = create_async_engine(
+            url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_pool_size,
+            pool_recycle=settings.database_pool_recycle_seconds,
+        )
+        _loop_engines[key] = (loop, engine)
+        return engine
+    return found[1]
+
+
+async def unit_of_work_async(work: Callable[[Session], T], url: str | None = None) -> T:
+    """``work(db)`` in one unit of work, awaited from the event loop.
+
+    On PostgreSQL it runs on the loop itself: the plain (synchronous) service code runs
+    unchanged while each of its statements awaits the driver's async side (SQLAlchemy's
+    greenlet bridge), so no worker thread waits for the interpreter lock after every
+    statement while the loop is busy with requests.  SQLite, in-process, works in a
+    worker thread as usual."""
+    url = url or get_settings().database_url
+    if make_url(url).get_backend_name() != "postgresql":
+
+        def in_thread() -> T:
+            with unit_of_work(url) as db:
+                return work(db)
+
+        return await anyio.to_thread.run_sync(in_thread)
+    async with AsyncSession(_loop_engine(url)) as session, session.begin():
+        return await session.run_sync(work)
+
+
+def pause(seconds: float) -> None:
+    """Wait inside a unit of work: on the event loop (:func:`unit_of_work_async` on
+    PostgreSQL) the loop serves other requests meanwhile; in a thread, the thread
+    sleeps."""
+    try:
+        await_only(asyncio.sleep(seconds))
+    except MissingGreenlet:
+        time.sleep(seconds)
+
+
+async def dispose_loop_engines() -> None:
+    """Close the running loop's async engines (the app's lifespan ends with this)."""
+    loop = asyncio.get_running_loop()
+    for key, (owner, engine) in list(_loop_engines.items()):
+        if owner is loop:
+            del _loop_engines[key]
+            await engine.dispose()
+        elif owner.is_closed():
+            del _loop_engines[key]  # its connections went with their loop

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from covernet.core import clock
-from covernet.core.db import Base, UtcDateTime, is_postgres, unit_of_work
+from covernet.core.db import Base, UtcDateTime, is_postgres, unit_of_work, unit_of_work_async
 from covernet.core.errors import Conflict, ValidationFailed
 
 HEADER = "Idempotency-Key"
@@ -82,12 +82,15 @@ def _stored(db: Session, scope: str, key: str, digest: str) -> Replay | None:
     return Replay(row.status_code, row.response)
 
 
+Action = Callable[[Session], tuple[int, Any]]
+
+
 def run_once(
     *,
     scope: str | Callable[[Session], str],
     key: str | None,
     body: Any,
-    action: Callable[[Session], tuple[int, Any]],
+    action: Action,
 ) -> tuple[int, Any, bool]:
     """Run ``action(db)`` in a unit of work once per (scope, key).
 
@@ -96,33 +99,52 @@ def run_once(
     there (``Caller.identify_in``) checks the credential, claims the key and acts in one
     transaction.
     """
-    if key is None:
-        with unit_of_work() as db:
-            if callable(scope):
-                scope(db)
-            status, result = action(db)
-            return status, result, False
     with unit_of_work() as db:
-        if callable(scope):
-            scope = scope(db)
-        key = _check_key(key)
-        digest = request_hash(body)
-        # Claim the key: a concurrent twin's insert makes this one wait for its commit
-        # (PostgreSQL's unique index; SQLite's write lock) and then insert nothing.
-        claimed = db.execute(_claim(db, scope=scope, key=key, request_hash=digest)).first()
-        if claimed is None:
-            found = _stored(db, scope, key, digest)
-            if found is None:  # pragma: no cover - removed (purged) between the two
-                raise Conflict("try again", code="request_in_progress")
-            return found.status_code, found.body, True
+        return _run_once_in(db, scope, key, body, action)
+
+
+async def run_once_async(
+    *,
+    scope: str | Callable[[Session], str],
+    key: str | None,
+    body: Any,
+    action: Action,
+) -> tuple[int, Any, bool]:
+    """:func:`run_once` awaited from the event loop
+    (:func:`covernet.core.db.unit_of_work_async`)."""
+    return await unit_of_work_async(lambda db: _run_once_in(db, scope, key, body, action))
+
+
+def _run_once_in(
+    db: Session,
+    scope: str | Callable[[Session], str],
+    key: str | None,
+    body: Any,
+    action: Action,
+) -> tuple[int, Any, bool]:
+    if callable(scope):
+        scope = scope(db)
+    if key is None:
         status, result = action(db)
-        db.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
-            .values(status_code=status, response=result)
-            .execution_options(synchronize_session=False)
-        )
         return status, result, False
+    key = _check_key(key)
+    digest = request_hash(body)
+    # Claim the key: a concurrent twin's insert makes this one wait for its commit
+    # (PostgreSQL's unique index; SQLite's write lock) and then insert nothing.
+    claimed = db.execute(_claim(db, scope=scope, key=key, request_hash=digest)).first()
+    if claimed is None:
+        found = _stored(db, scope, key, digest)
+        if found is None:  # pragma: no cover - removed (purged) between the two
+            raise Conflict("try again", code="request_in_progress")
+        return found.status_code, found.body, True
+    status, result = action(db)
+    db.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+        .values(status_code=status, response=result)
+        .execution_options(synchronize_session=False)
+    )
+    return status, result, False
 
 
 def _claim(db: Session, **values: str) -> Any:

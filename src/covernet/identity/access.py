@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from covernet.core.db import session_factory, unit_of_work
+from covernet.core.db import session_factory, unit_of_work_async
 from covernet.core.errors import CovernetError, Forbidden, Unauthenticated
 from covernet.identity import service
 from covernet.identity.models import MACHINE_ROLES, STAFF_ROLES, Role
@@ -126,16 +126,11 @@ async def _principal(request: Request) -> Principal:
         if isinstance(db, Session):  # the route's own unit of work (``Db`` declared first)
             principal = await run_in_threadpool(_identify, request, db)
         else:
-            principal = await run_in_threadpool(_identify_in_own_session, request)
+            principal = await unit_of_work_async(lambda own: _identify(request, own))
     else:
         principal = Principal()
     request.state.principal = principal
     return principal
-
-
-def _identify_in_own_session(request: Request) -> Principal:
-    with unit_of_work() as db:
-        return _identify(request, db)
 
 
 SignedInLookup = Callable[[str, str], "service.SignedIn | None"]
@@ -258,13 +253,9 @@ class Caller:
 
     async def run(self, work: Callable[[Session, Principal], T]) -> T:
         """``work(db, caller)`` in one unit of work, the caller identified in it: one
-        thread hop, one pool checkout and one commit for the whole request."""
-
-        def in_unit_of_work() -> T:
-            with unit_of_work() as db:
-                return work(db, self.identify_in(db))
-
-        return await run_in_threadpool(in_unit_of_work)
+        pool checkout and one commit for the whole request, on the event loop on
+        PostgreSQL (:func:`covernet.core.db.unit_of_work_async`)."""
+        return await unit_of_work_async(lambda db: work(db, self.identify_in(db)))
 
 
 def identify_all(db: Session, callers: Sequence[Caller]) -> list[Principal | CovernetError]:

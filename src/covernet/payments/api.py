@@ -8,12 +8,11 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from covernet.core import clock
-from covernet.core.db import unit_of_work
+from covernet.core.db import unit_of_work_async
 from covernet.core.errors import NotFound
 from covernet.identity.access import Db, Principal, allow, open_route
 from covernet.identity.models import STAFF_ROLES, Role
@@ -110,11 +109,7 @@ async def notify(provider: str, request: Request) -> JSONResponse:
         return JSONResponse({"error": "payload_too_large"}, status_code=413)
     event = adapter.verify_callback(request.headers, body)
 
-    def run() -> service.Handled:
-        with unit_of_work() as db:
-            return service.handle_event(db, adapter.name, event)
-
-    handled = await run_in_threadpool(run)
+    handled = await unit_of_work_async(lambda db: service.handle_event(db, adapter.name, event))
     if not handled.accepted:
         log.warning("payment callback %s refused: %s", event.event_id, handled.outcome.value)
         return JSONResponse(

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from covernet.core.db import unit_of_work_async
 from covernet.core.money import format_fen
 from covernet.identity.access import Db, open_route
 from covernet.payments import service
@@ -65,17 +66,18 @@ def _outcome(value: str) -> str:
 
 @router.post("/sandbox/payments/{payment_id}/{outcome}")
 @open_route
-def complete(
+async def complete(
     payment_id: str,
     outcome: str,
-    db: Db,
     duplicate: Annotated[bool, Query(description="deliver the callback twice")] = False,
     delay_seconds: Annotated[float, Query(ge=0, le=3600)] = 0,
 ) -> dict[str, Any]:
     """Make the sandbox pay (``succeed``) or fail the payment and queue its signed
     callback (twice with ``duplicate``; after ``delay_seconds``)."""
-    done = sandbox.complete(
-        db, payment_id, _outcome(outcome), duplicate=duplicate, delay_seconds=delay_seconds
+    done = await unit_of_work_async(
+        lambda db: sandbox.complete(
+            db, payment_id, _outcome(outcome), duplicate=duplicate, delay_seconds=delay_seconds
+        )
     )
     return {
         "payment_id": done.payment_id,

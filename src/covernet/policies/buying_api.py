@@ -9,7 +9,6 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -159,8 +158,7 @@ async def submit_application(
         db.flush()
         return 201, application_body(db, made.app, payment=made.payment, known=True)
 
-    status, result, replayed = await run_in_threadpool(
-        idempotency.run_once,
+    status, result, replayed = await idempotency.run_once_async(
         scope=scope,
         key=key,
         body=body.model_dump(mode="json"),

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from covernet.core import idempotency
 from covernet.core.coalesce import Coalescer
-from covernet.core.db import unit_of_work
+from covernet.core.db import unit_of_work_async
 from covernet.core.errors import CovernetError
 from covernet.core.fastlane import Lane
 from covernet.identity.access import (
@@ -87,21 +88,24 @@ def _answer(outcome: grabs.Outcome) -> GrabOutcome:
     }
 
 
-def _grab_batch(batch: Sequence[tuple[Caller, str]]) -> list[GrabOutcome]:
+async def _grab_batch(batch: Sequence[tuple[Caller, str]]) -> list[GrabOutcome]:
     """The grabs that reached this process together: callers identified and shares
     claimed in one unit of work.  If the database refuses the batch (a person's grab in
     another process won the race), each grab is made again on its own."""
     try:
-        with unit_of_work() as db:
-            callers = identify_all(db, [caller for caller, _ in batch])
-            admitted = [
-                (i, who, env)
-                for i, (who, (_, env)) in enumerate(zip(callers, batch, strict=True))
-                if isinstance(who, Principal)
-            ]
-            claimed = grabs.grab_many(db, [(who, env) for _, who, env in admitted])
+        return await unit_of_work_async(lambda db: _grab_all(db, batch))
     except (IntegrityError, OperationalError):
-        return [_grab_alone(caller, env) for caller, env in batch]
+        return [await _grab_alone(caller, env) for caller, env in batch]
+
+
+def _grab_all(db: Session, batch: Sequence[tuple[Caller, str]]) -> list[GrabOutcome]:
+    callers = identify_all(db, [caller for caller, _ in batch])
+    admitted = [
+        (i, who, env)
+        for i, (who, (_, env)) in enumerate(zip(callers, batch, strict=True))
+        if isinstance(who, Principal)
+    ]
+    claimed = grabs.grab_many(db, [(who, env) for _, who, env in admitted])
     answers: dict[int, GrabOutcome] = {
         i: who for i, who in enumerate(callers) if isinstance(who, CovernetError)
     }
@@ -110,11 +114,12 @@ def _grab_batch(batch: Sequence[tuple[Caller, str]]) -> list[GrabOutcome]:
     return [answers[i] for i in range(len(batch))]
 
 
-def _grab_alone(caller: Caller, envelope_id: str) -> GrabOutcome:
+async def _grab_alone(caller: Caller, envelope_id: str) -> GrabOutcome:
+    def alone(db: Session) -> GrabOutcome:
+        return _answer(grabs.grab_many(db, [(caller.identify_in(db), envelope_id)])[0])
+
     try:
-        with unit_of_work() as db:
-            who = caller.identify_in(db)
-            return _answer(grabs.grab_many(db, [(who, envelope_id)])[0])
+        return await unit_of_work_async(alone)
     except CovernetError as error:
         return error
 
@@ -137,7 +142,7 @@ async def grab_answer(caller: Caller, envelope_id: str) -> Response:
     if isinstance(outcome, CovernetError):
         raise outcome
     status, body = outcome
-    return JSONResponse(body, status_code=status)
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 @router.post("/red-envelopes/{envelope_id}/grab", status_code=201)

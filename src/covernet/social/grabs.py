@@ -18,7 +18,6 @@ A single grab (:func:`grab`, :func:`try_grab`) is a batch of one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from sqlalchemy import Table, bindparam, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from covernet.core import clock
-from covernet.core.db import is_postgres
+from covernet.core.db import is_postgres, pause
 from covernet.core.errors import Conflict, CovernetError, NotFound
 from covernet.identity.access import Principal
 from covernet.social.models import EnvelopeStatus, RedEnvelope, RedEnvelopeShare
@@ -119,7 +118,7 @@ def grab_many(db: Session, grabs: Sequence[tuple[Principal, str]]) -> list[Outco
         if not wanted:
             break
         if attempt:
-            time.sleep(0.001 * 2**attempt)  # the free shares were locked by grabs in flight
+            pause(0.001 * 2**attempt)  # the free shares were locked by grabs in flight
         for share in _claim(db, list(wanted), now, hold):
             outcomes[wanted.pop((share.envelope_id, _grabber(share)))] = share
         if not wanted:

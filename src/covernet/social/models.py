@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from covernet.core import clock
@@ -54,6 +54,9 @@ class RedEnvelope(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=clock.now)
 
 
+FREE_SHARE = "status = 'available' AND grabbed_by IS NULL"
+
+
 class RedEnvelopeShare(Base):
     """One share of an envelope; its id is the grab's id once grabbed."""
 
@@ -63,6 +66,14 @@ class RedEnvelopeShare(Base):
         # one grab per person per envelope
         UniqueConstraint("envelope_id", "grabbed_by", name="uq_red_envelope_shares_grabber"),
         Index("ix_red_envelope_shares_status_hold", "status", "hold_until"),
+        # A grab claims an envelope's first free shares in seq order (social/grabs.py).
+        Index(
+            "ix_red_envelope_shares_free",
+            "envelope_id",
+            "seq",
+            postgresql_where=text(FREE_SHARE),
+            sqlite_where=text(FREE_SHARE),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
