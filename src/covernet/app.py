@@ -43,7 +43,7 @@ from covernet.core.bodies import component_schemas
 from covernet.core.config import Environment, get_settings
 from covernet.core.db import dispose_loop_engines, get_engine
 from covernet.core.errors import CovernetError, ErrorOut
-from covernet.core.fastlane import FastLanes
+from covernet.core.fastlane import FastLanes, Lane
 from covernet.core.runtime import tune_gc
 from covernet.crm import api as crm_api
 from covernet.crm import consents as crm_consents
@@ -146,6 +146,14 @@ class ContainUnexpectedErrors:
             await _respond(request, error)(scope, receive, send)
 
 
+def _lanes() -> list[Lane]:
+    """The hot routes served before FastAPI's routing (covernet.core.fastlane)."""
+    lanes = [*policies_api.LANES, *buying_api.LANES, *social_api.LANES, *payments_api.LANES]
+    if payment_providers.sandbox_enabled():  # as its routes, only when in use
+        lanes += payments_pages.LANES
+    return lanes
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
@@ -176,7 +184,7 @@ def create_app() -> FastAPI:
         )
         return _respond(request, error)
 
-    app.add_middleware(FastLanes, lanes=social_api.LANES, render=_respond)
+    app.add_middleware(FastLanes, lanes=_lanes(), handlers=app.exception_handlers)
     app.add_middleware(share_links_api.ShareAttribution)
     app.add_middleware(ContainUnexpectedErrors)
 

@@ -30,7 +30,7 @@ async def route(request: Request) -> Response:
     return PlainTextResponse(f"route {request.method} {request.url.path}")
 
 
-def render(request: Request, error: CovernetError) -> Response:
+async def render(request: Request, error: CovernetError) -> Response:
     return JSONResponse(error.to_dict(), status_code=error.status)
 
 
@@ -42,7 +42,9 @@ def client() -> TestClient:
         ]
     )
     app.add_middleware(
-        FastLanes, lanes=(Lane("POST", re.compile(r"^/things/([^/]+)/go$"), lane),), render=render
+        FastLanes,
+        lanes=(Lane("POST", re.compile(r"^/things/([^/]+)/go$"), lane),),
+        handlers={CovernetError: render},
     )
     return TestClient(app)
 

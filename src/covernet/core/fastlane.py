@@ -15,18 +15,18 @@ the same function.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from covernet.core.errors import CovernetError
-
 Handler = Callable[[Request, re.Match[str]], Awaitable[Response | None]]
-Renderer = Callable[[Request, CovernetError], Response]
+ExceptionHandlers = Mapping[Any, Callable[[Request, Any], Awaitable[Response] | Response]]
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,13 @@ class Lane:
 
 
 class FastLanes:
-    """Pure ASGI middleware serving ``lanes``; ``render`` turns a refusal into the
-    platform's error answer."""
+    """Pure ASGI middleware serving ``lanes``; an exception a lane raises is answered by
+    the first of ``handlers`` (by exception class, as the app's) that fits it."""
 
-    def __init__(self, app: ASGIApp, lanes: Sequence[Lane], render: Renderer) -> None:
+    def __init__(self, app: ASGIApp, lanes: Sequence[Lane], handlers: ExceptionHandlers) -> None:
         self.app = app
         self.lanes = tuple(lanes)
-        self.render = render
+        self.handlers = handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -56,10 +56,18 @@ class FastLanes:
                 request = Request(scope, receive)
                 try:
                     response = await lane.handler(request, found)
-                except CovernetError as error:
-                    response = self.render(request, error)
+                except Exception as error:
+                    response = await self._answer(request, error)
                 if response is not None:
                     await response(scope, receive, send)
                     return
                 break
         await self.app(scope, receive, send)
+
+    async def _answer(self, request: Request, error: Exception) -> Response:
+        for kind in type(error).__mro__:
+            handler = self.handlers.get(kind)
+            if handler is not None:
+                answer = handler(request, error)
+                return await answer if inspect.isawaitable(answer) else answer
+        raise error  # unexpected: the error containment around the app answers it

@@ -4,16 +4,18 @@ refund monitor."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from covernet.core import clock
 from covernet.core.db import unit_of_work_async
 from covernet.core.errors import NotFound
+from covernet.core.fastlane import Lane
 from covernet.identity.access import Db, Principal, allow, open_route
 from covernet.identity.models import STAFF_ROLES, Role
 from covernet.payments import monitors as _monitors  # noqa: F401 - registers the R18 monitor
@@ -144,3 +146,12 @@ def read_payment(payment_id: str, db: Db, who: Reader) -> PaymentOut:
     if who.role is Role.customer and payment.payer_id != who.user_id:
         raise NotFound("no such payment", code="unknown_payment")
     return payment_out(db, payment)
+
+
+async def _notify_lane(request: Request, found: re.Match[str]) -> Response | None:
+    answer: Response = await notify(found.group(1), request)
+    return answer
+
+
+# Provider callbacks served before FastAPI's routing (covernet.core.fastlane).
+LANES = (Lane("POST", re.compile(r"^/api/v1/payments/notify/([^/]+)$"), _notify_lane),)

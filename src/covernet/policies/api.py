@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from covernet.core.bodies import json_body_doc, parse_json_body
+from covernet.core.fastlane import Lane
 from covernet.identity.access import Db, Public, identify, public_route
 from covernet.policies.quotes import QuoteIn, QuoteResult, create_quote_now, get_quote
 
@@ -91,3 +93,12 @@ async def post_quote(request: Request) -> Response:
 @router.get("/quotes/{quote_id}", response_model=QuoteOut)
 def read_quote(quote_id: str, db: Db, who: Public) -> Response:
     return _json(quote_body(get_quote(db, quote_id, who)))
+
+
+async def _quote_lane(request: Request, _found: re.Match[str]) -> Response | None:
+    answer: Response = await post_quote(request)
+    return answer
+
+
+# The quote route served before FastAPI's routing (covernet.core.fastlane).
+LANES = (Lane("POST", re.compile(r"^/api/v1/quotes$"), _quote_lane),)

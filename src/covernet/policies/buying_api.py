@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session
 from covernet.catalog import service as catalog
 from covernet.catalog.disclosures import UNCERTAINTY_STATEMENT
 from covernet.core import idempotency
+from covernet.core.bodies import parse_json_body
+from covernet.core.fastlane import Lane
 from covernet.identity.access import (
     Caller,
     Customer,
@@ -27,6 +30,7 @@ from covernet.identity.access import (
     allow,
     allow_later,
     client_ip,
+    has_credentials,
 )
 from covernet.identity.models import Role
 from covernet.payments import service as payments
@@ -47,7 +51,9 @@ router = APIRouter(prefix="/api/v1", tags=["buying"])
 
 Reader = Annotated[Principal, allow(Role.customer, *applications.READERS)]
 # The same audience, identified in the route's own unit of work (hot reads).
-LaterReader = Annotated[Caller, allow_later(Role.customer, *applications.READERS)]
+APPLICATION_READERS = frozenset({Role.customer, *applications.READERS})
+LaterReader = Annotated[Caller, allow_later(*APPLICATION_READERS)]
+CUSTOMERS = frozenset({Role.customer})
 Underwriter = Annotated[Principal, allow(*applications.UNDERWRITERS)]
 IdempotencyKey = Annotated[
     str | None,
@@ -427,3 +433,35 @@ def decide_referral(
 ) -> dict[str, Any]:
     """Accept (the policy is issued) or decline (the premium is refunded in full)."""
     return application_body(db, applications.decide_referral(db, who, application_id, body))
+
+
+# Fast lanes (covernet.core.fastlane): the purchase flow's hot routes, served before
+# FastAPI's routing by the routes' own functions.  Without a credential the request goes
+# on to its route (401).
+
+
+async def _apply_lane(request: Request, _found: re.Match[str]) -> Response | None:
+    if not has_credentials(request):
+        return None
+    body = parse_json_body(applications.ApplicationIn, await request.body())
+    key = request.headers.get(idempotency.HEADER)
+    return await submit_application(body, request, Caller(request, CUSTOMERS), key)
+
+
+async def _poll_lane(request: Request, found: re.Match[str]) -> Response | None:
+    if not has_credentials(request):
+        return None
+    return await read_application(found.group(1), Caller(request, APPLICATION_READERS))
+
+
+async def _policy_lane(request: Request, found: re.Match[str]) -> Response | None:
+    if not has_credentials(request):
+        return None
+    return await read_policy(found.group(1), Caller(request, APPLICATION_READERS))
+
+
+LANES = (
+    Lane("POST", re.compile(r"^/api/v1/applications$"), _apply_lane),
+    Lane("GET", re.compile(r"^/api/v1/applications/([^/]+)$"), _poll_lane),
+    Lane("GET", re.compile(r"^/api/v1/policies/([^/]+)$"), _policy_lane),
+)

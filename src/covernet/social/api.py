@@ -116,7 +116,7 @@ def _grab_all(db: Session, batch: Sequence[tuple[Caller, str]]) -> list[GrabOutc
 
 async def _grab_alone(caller: Caller, envelope_id: str) -> GrabOutcome:
     def alone(db: Session) -> GrabOutcome:
-        return _answer(grabs.grab_many(db, [(caller.identify_in(db), envelope_id)])[0])
+        return _answer(grabs.try_grab(db, caller.identify_in(db), envelope_id))
 
     try:
         return await unit_of_work_async(alone)

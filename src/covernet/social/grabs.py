@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, text, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from covernet.core import clock
@@ -78,7 +79,10 @@ def grab(db: Session, who: Principal, envelope_id: str) -> Grabbed:
 
 def try_grab(db: Session, who: Principal, envelope_id: str) -> Grabbed | None:
     """Like :func:`grab`, but sold out is an answer (``None``), not an error."""
-    outcome = grab_many(db, [(who, envelope_id)])[0]
+    try:
+        outcome = grab_many(db, [(who, envelope_id)])[0]
+    except IntegrityError:  # the same person's grab in another request won the race
+        raise Conflict("you already grabbed this envelope", code="already_grabbed") from None
     if isinstance(outcome, CovernetError):
         raise outcome
     return outcome
