@@ -179,7 +179,10 @@ async def unit_of_work_async(work: Callable[[Session], T], url: str | None = Non
                 return work(db)
 
         return await anyio.to_thread.run_sync(in_thread)
-    async with AsyncSession(_loop_engine(url)) as session, session.begin():
+    async with (
+        AsyncSession(_loop_engine(url), expire_on_commit=False) as session,
+        session.begin(),
+    ):
         return await session.run_sync(work)
 
 
