@@ -384,8 +384,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--many-grabs",
         type=int,
-        default=40,
-        help="grabs per client in the many phase (40; 0: skip)",
+        default=95,
+        help="grabs per client in the many phase (95, at most the shares; 0: skip)",
     )
     p.add_argument("--seconds", type=float, default=10, help="sold-out phase length (10)")
     p.add_argument("--workers", type=int, default=2, help="app processes (2)")

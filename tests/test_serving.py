@@ -191,3 +191,18 @@ def test_a_port_held_by_another_program_fails_at_once(tmp_path: Path) -> None:
         )
     assert done.returncode == serving.STARTUP_FAILURE
     assert f"cannot listen on 127.0.0.1:{port}" in done.stdout
+
+
+def test_workers_stop_when_their_supervisor_is_killed(
+    server: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    proc, port = server
+    workers = _workers(proc, port)
+    assert len(workers) == 2
+    proc.kill()  # SIGKILL: the supervisor cannot pass anything on
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "orphaned workers kept running"
+        time.sleep(0.2)
+    assert all(state != LISTEN for state, _ in _tcp_sockets(port))

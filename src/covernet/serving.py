@@ -10,12 +10,15 @@ Here every worker binds the address itself with ``SO_REUSEPORT`` (Linux), and th
 spreads new connections across the workers' sockets.  A worker that dies takes its
 socket with it (no connection waits on a socket nobody accepts from) and is started
 again; one that fails before it serves stops the whole server, as uvicorn's does.  SIGINT
-and SIGTERM are passed on to the workers, which finish their requests and stop.
+and SIGTERM are passed on to the workers, which finish their requests and stop; a worker
+whose supervisor dies (even by SIGKILL) gets SIGTERM from the kernel.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -32,6 +35,7 @@ import uvicorn
 log = logging.getLogger("covernet.serving")
 
 STARTUP_FAILURE = 3  # uvicorn's exit code for a worker that could not start
+PR_SET_PDEATHSIG = 1  # prctl(2)
 STOP_TIMEOUT_SECONDS = 30.0
 RESTART_DELAY_SECONDS = 1.0
 
@@ -64,8 +68,19 @@ class _Server(uvicorn.Server):
             self.ready.set()
 
 
-def _worker(options: dict[str, Any], ready: EventType) -> None:
+def _die_with(parent: int) -> None:
+    """Ask the kernel for SIGTERM when the supervisor dies, however it dies (a killed
+    supervisor would otherwise leave its workers serving, and holding connections)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(options: dict[str, Any], ready: EventType, parent: int) -> None:
     """One worker process: its own socket, its own uvicorn server."""
+    _die_with(parent)
     config = uvicorn.Config(**options)
     try:
         sock = bind(config.host, config.port)
@@ -90,7 +105,7 @@ class Supervisor:
 
     def _start(self) -> tuple[SpawnProcess, EventType]:
         ready = self._context.Event()
-        process = self._context.Process(target=_worker, args=(self.options, ready))
+        process = self._context.Process(target=_worker, args=(self.options, ready, os.getpid()))
         process.start()
         return process, ready
 

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     env: Environment = Environment.development
     database_url: str = "sqlite:///./var/covernet.db"
     database_echo: bool = False
-    database_pool_size: int = 10
+    database_pool_size: int = 20
     # PostgreSQL: test each pooled connection with a round trip before use.  Off by
     # default: a connection broken by a server restart fails its one statement, which
     # invalidates the whole pool (so the next checkouts reconnect); connections are

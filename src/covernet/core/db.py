@@ -92,7 +92,7 @@ def make_engine(url: str) -> Engine:
         url,
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=0,  # kept once made: a burst never waits for new connections
         pool_pre_ping=settings.database_pre_ping,
         pool_recycle=settings.database_pool_recycle_seconds,
     )
@@ -155,7 +155,7 @@ def _loop_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(
             url,
             pool_size=settings.database_pool_size,
-            max_overflow=settings.database_pool_size,
+            max_overflow=0,
             pool_recycle=settings.database_pool_recycle_seconds,
         )
         _loop_engines[key] = (loop, engine)
