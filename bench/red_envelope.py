@@ -125,12 +125,27 @@ def run_in_app_env(env: dict[str, str], code: str, *args: str) -> Any:
 
 async def _request(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
-) -> tuple[int, bytes]:
+) -> tuple[int, bytes, int]:
+    """Send one request, read its answer: status, body and nanoseconds taken."""
+    t0 = time.perf_counter_ns()
     writer.write(raw)
     head = await reader.readuntil(b"\r\n\r\n")
     found = CONTENT_LENGTH.search(head)
     body = await reader.readexactly(int(found.group(1))) if found else b""
-    return int(head[9:12]), body
+    return int(head[9:12]), body, time.perf_counter_ns() - t0
+
+
+def _count(out: dict[str, Any], phase: str, status: int, body: bytes, took: int) -> None:
+    """One answer of ``phase``: 201 a grab (hot, many), 409 sold out (hot, sold), anything
+    else counted by its status and body as unexpected."""
+    if status == 201 and phase != "sold":
+        out[phase]["ok"] += 1
+        out[f"{phase}_lat"].append(took)
+    elif status == 409 and b"sold_out" in body and phase != "many":
+        out[phase]["sold_out"] += 1
+        out["sold_lat" if phase == "hot" else "sold_only_lat"].append(took)
+    else:
+        out[phase][f"{status}:{body[:60]!r}"] += 1
 
 
 def _grab_request(envelope_id: str, token: str) -> bytes:
@@ -144,29 +159,11 @@ async def _connection(job: dict[str, Any], token: str, out: dict[str, Any]) -> N
     reader, writer = await asyncio.open_connection(HOST, job["port"])
     try:
         for envelope_id in job["envelopes"]:  # hot: each envelope in turn
-            raw = _grab_request(envelope_id, token)
-            t0 = time.perf_counter_ns()
-            status, body = await _request(reader, writer, raw)
-            took = time.perf_counter_ns() - t0
-            if status == 201:
-                out["hot"]["ok"] += 1
-                out["hot_lat"].append(took)
-            elif status == 409 and b"sold_out" in body:
-                out["hot"]["sold_out"] += 1
-                out["sold_lat"].append(took)
-            else:
-                out["hot"][f"{status}:{body[:60]!r}"] += 1
+            _count(out, "hot", *await _request(reader, writer, _grab_request(envelope_id, token)))
         raw = _grab_request(job["sold_out"], token)
         deadline = out["sold_start"] + job["seconds"]
         while time.monotonic() < deadline:
-            t0 = time.perf_counter_ns()
-            status, body = await _request(reader, writer, raw)
-            took = time.perf_counter_ns() - t0
-            if status == 409 and b"sold_out" in body:
-                out["sold"]["sold_out"] += 1
-                out["sold_only_lat"].append(took)
-            else:
-                out["sold"][f"{status}:{body[:60]!r}"] += 1
+            _count(out, "sold", *await _request(reader, writer, raw))
     except CONNECTION_ERRORS as exc:
         out["errors"][type(exc).__name__] += 1
     finally:
@@ -181,14 +178,7 @@ async def _many(job: dict[str, Any], index: int, token: str, out: dict[str, Any]
     try:
         for step in range(job["many_grabs"]):
             raw = _grab_request(envelopes[(index + step) % len(envelopes)], token)
-            t0 = time.perf_counter_ns()
-            status, body = await _request(reader, writer, raw)
-            took = time.perf_counter_ns() - t0
-            if status == 201:
-                out["many"]["ok"] += 1
-                out["many_lat"].append(took)
-            else:
-                out["many"][f"{status}:{body[:60]!r}"] += 1
+            _count(out, "many", *await _request(reader, writer, raw))
     except CONNECTION_ERRORS as exc:
         out["errors"][type(exc).__name__] += 1
     finally:

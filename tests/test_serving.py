@@ -18,19 +18,13 @@ import httpx
 import pytest
 
 from covernet import serving
+from tests.conftest import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
     not serving.reuse_port_supported(), reason="one socket per worker needs Linux SO_REUSEPORT"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _children(pid: int) -> list[int]:

@@ -330,18 +330,28 @@ def _status(db: Session, payment: Payment, status: PaymentStatus, **detail: obje
     )
 
 
+def _book_move(
+    db: Session, reference: str, payment: Payment, amount_fen: int, *, to_premium: bool
+) -> None:
+    """Book ``amount_fen`` between the provider's clearing account and the insurer's
+    premium account (into premium for a payment, out of it for a refund)."""
+    premium, clearing = (
+        ledger.premium_account(payment.insurer_code),
+        ledger.clearing_account(payment.provider),
+    )
+    source, target = (clearing, premium) if to_premium else (premium, clearing)
+    ledger.book(
+        db,
+        reference,
+        [(source, -amount_fen), (target, amount_fen)],
+        currency=payment.currency,
+        payment_id=payment.id,
+    )
+
+
 def _book_premium(db: Session, payment: Payment) -> None:
     try:
-        ledger.book(
-            db,
-            f"payment:{payment.id}",
-            [
-                (ledger.clearing_account(payment.provider), -payment.amount_fen),
-                (ledger.premium_account(payment.insurer_code), payment.amount_fen),
-            ],
-            currency=payment.currency,
-            payment_id=payment.id,
-        )
+        _book_move(db, f"payment:{payment.id}", payment, payment.amount_fen, to_premium=True)
     except LedgerRefused as refused:
         if refused.code != "ledger_duplicate":
             raise  # already booked: the money is on the books once
@@ -473,16 +483,7 @@ def _apply(db: Session, payment: Payment, event: CallbackEvent) -> Outcome:
         return Outcome.ignored
     if event.kind is EventKind.refund_succeeded:
         _refund_status(db, refund, RefundStatus.succeeded)
-        ledger.book(
-            db,
-            f"refund:{refund.id}",
-            [
-                (ledger.premium_account(payment.insurer_code), -refund.amount_fen),
-                (ledger.clearing_account(payment.provider), refund.amount_fen),
-            ],
-            currency=payment.currency,
-            payment_id=payment.id,
-        )
+        _book_move(db, f"refund:{refund.id}", payment, refund.amount_fen, to_premium=False)
         for handler in _refunded.of(payment.purpose):
             handler(db, payment, refund)
     else:

@@ -188,48 +188,47 @@ _TYPED = [
     for name in ("id", "envelope_id", "grabbed_by", "premium_fen", "sum_insured_fen", "hold_until")
 ]
 
+
+def _claiming(sql: str) -> Any:
+    """A claim statement: its times bound as the columns store them, its rows typed."""
+    return (
+        text(sql)
+        .bindparams(
+            bindparam("now", type_=SHARES.c.grabbed_at.type),
+            bindparam("hold", type_=SHARES.c.hold_until.type),
+        )
+        .columns(*_TYPED)
+    )
+
+
 # Every envelope's first free shares, locked (skipping those other grabs hold), handed
 # out in seq order to the envelope's grabbers in the order they asked.
-_CLAIM_MANY_PG = (
-    text(
-        "WITH want AS ("
-        " SELECT w.env, w.who, row_number() OVER (PARTITION BY w.env ORDER BY w.ord) AS n"
-        " FROM unnest(CAST(:envs AS varchar[]), CAST(:whos AS varchar[]))"
-        " WITH ORDINALITY AS w(env, who, ord)),"
-        " wanted AS (SELECT env, count(*) AS k FROM want GROUP BY env),"
-        " picked AS ("
-        " SELECT wanted.env, f.id, row_number() OVER (PARTITION BY wanted.env ORDER BY f.seq) AS n"
-        " FROM wanted CROSS JOIN LATERAL ("
-        "  SELECT x.id, x.seq FROM red_envelope_shares x"
-        "  WHERE x.envelope_id = wanted.env AND x.grabbed_by IS NULL AND x.status = 'available'"
-        "  ORDER BY x.seq LIMIT wanted.k FOR UPDATE SKIP LOCKED) AS f)"
-        " UPDATE red_envelope_shares AS s"
-        " SET grabbed_by = want.who, grabbed_at = :now, hold_until = :hold, status = 'held'"
-        " FROM picked JOIN want ON want.env = picked.env AND want.n = picked.n"
-        " WHERE s.id = picked.id"
-        " RETURNING s.id, s.envelope_id, s.grabbed_by, s.premium_fen,"
-        " s.sum_insured_fen, s.hold_until"
-    )
-    .bindparams(
-        bindparam("now", type_=SHARES.c.grabbed_at.type),
-        bindparam("hold", type_=SHARES.c.hold_until.type),
-    )
-    .columns(*_TYPED)
+_CLAIM_MANY_PG = _claiming(
+    "WITH want AS ("
+    " SELECT w.env, w.who, row_number() OVER (PARTITION BY w.env ORDER BY w.ord) AS n"
+    " FROM unnest(CAST(:envs AS varchar[]), CAST(:whos AS varchar[]))"
+    " WITH ORDINALITY AS w(env, who, ord)),"
+    " wanted AS (SELECT env, count(*) AS k FROM want GROUP BY env),"
+    " picked AS ("
+    " SELECT wanted.env, f.id, row_number() OVER (PARTITION BY wanted.env ORDER BY f.seq) AS n"
+    " FROM wanted CROSS JOIN LATERAL ("
+    "  SELECT x.id, x.seq FROM red_envelope_shares x"
+    "  WHERE x.envelope_id = wanted.env AND x.grabbed_by IS NULL AND x.status = 'available'"
+    "  ORDER BY x.seq LIMIT wanted.k FOR UPDATE SKIP LOCKED) AS f)"
+    " UPDATE red_envelope_shares AS s"
+    " SET grabbed_by = want.who, grabbed_at = :now, hold_until = :hold, status = 'held'"
+    " FROM picked JOIN want ON want.env = picked.env AND want.n = picked.n"
+    " WHERE s.id = picked.id"
+    " RETURNING s.id, s.envelope_id, s.grabbed_by, s.premium_fen,"
+    " s.sum_insured_fen, s.hold_until"
 )
-_CLAIM_ONE_SQLITE = (
-    text(
-        "UPDATE red_envelope_shares SET grabbed_by = :who, grabbed_at = :now, "
-        "hold_until = :hold, status = 'held' "
-        "WHERE id = (SELECT id FROM red_envelope_shares WHERE envelope_id = :env "
-        "AND grabbed_by IS NULL AND status = 'available' ORDER BY seq LIMIT 1) "
-        "AND grabbed_by IS NULL "
-        "RETURNING id, envelope_id, grabbed_by, premium_fen, sum_insured_fen, hold_until"
-    )
-    .bindparams(
-        bindparam("now", type_=SHARES.c.grabbed_at.type),
-        bindparam("hold", type_=SHARES.c.hold_until.type),
-    )
-    .columns(*_TYPED)
+_CLAIM_ONE_SQLITE = _claiming(
+    "UPDATE red_envelope_shares SET grabbed_by = :who, grabbed_at = :now, "
+    "hold_until = :hold, status = 'held' "
+    "WHERE id = (SELECT id FROM red_envelope_shares WHERE envelope_id = :env "
+    "AND grabbed_by IS NULL AND status = 'available' ORDER BY seq LIMIT 1) "
+    "AND grabbed_by IS NULL "
+    "RETURNING id, envelope_id, grabbed_by, premium_fen, sum_insured_fen, hold_until"
 )
 
 
