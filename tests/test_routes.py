@@ -84,3 +84,21 @@ def test_no_route_is_shadowed_by_an_earlier_one() -> None:
                 shadowed.append(f"{method} {route.path} is reached by {first.path}")
     assert shadowed == []
     assert len(routes) > 150
+
+
+def test_every_fast_lane_serves_exactly_one_declared_route() -> None:
+    """A lane answers before routing, so it must stand for one route and shadow none:
+    its pattern matches that route's path (parameters filled in) and no other's."""
+    from covernet.app import _lanes
+
+    routes = list(_api_routes(create_app().routes))
+    lanes = _lanes()
+    assert lanes  # not vacuous
+    for lane in lanes:
+        served = [
+            f"{lane.method} {route.path}"
+            for route in routes
+            if lane.method in route.methods
+            and lane.path.match(re.sub(r"\{[^}]+\}", "x1", route.path))
+        ]
+        assert len(served) == 1, (lane.path.pattern, served)
